@@ -1,0 +1,278 @@
+"""Typed view of the inbound contract (`../shared/contracts/`, version 1).
+
+The JSON Schema is the authority on what is valid (see `contract.py`); these models give the
+rest of the code typed, timezone-aware access to an event that has already passed it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal, Union
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+StaffRole = Literal[
+    "peer_support_worker", "nurse", "psychiatrist", "psychologist", "occupational_therapist",
+    "social_worker", "family_therapist", "support_worker", "other",
+]
+Relationship = Literal[
+    "spouse_or_partner", "parent", "child", "sibling", "other_relative", "friend", "carer",
+    "neighbour", "other",
+]
+Location = Literal["home", "clinic", "community", "virtual", "inpatient_ward"]
+Occupation = Literal[
+    "employed_full_time", "employed_part_time", "education_full_time", "education_part_time",
+    "neither", "unknown",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Staff(_Model):
+    staffId: str
+    name: str | None = None
+    role: StaffRole
+
+
+class NetworkPerson(_Model):
+    personId: str
+    name: str | None = None
+    relationship: Relationship
+    phone: str | None = None
+
+
+class PersonName(_Model):
+    given: tuple[str, ...] = ()
+    family: str
+
+
+class Patient(_Model):
+    nhsNumber: str
+    nhsNumberVerified: bool | None = None
+    name: PersonName
+    birthDate: date
+    gender: Literal["male", "female", "other", "unknown"]
+    postalCode: str | None = None
+    occupation: Occupation | None = None
+
+
+class ReferredTo(_Model):
+    teamCode: str
+    odsCode: str
+
+
+class Reason(_Model):
+    text: str
+    snomedCode: str | None = None
+
+
+class Referrer(_Model):
+    name: str | None = None
+    organisationOds: str | None = None
+
+
+class ReferralReceived(_Model):
+    referralId: str
+    receivedAt: AwareDatetime
+    referredTo: ReferredTo
+    source: Literal[
+        "gp", "self", "family_or_carer", "crisis_team", "ae_liaison", "police", "inpatient_ward",
+        "other",
+    ]
+    urgency: Literal["emergency", "very_urgent", "urgent", "routine"]
+    patient: Patient
+    reason: Reason | None = None
+    riskLevel: Literal["low", "medium", "high"]
+    cpaRequired: bool
+    network: tuple[NetworkPerson, ...] = ()
+    referrer: Referrer | None = None
+
+
+class ReferralAccepted(_Model):
+    referralId: str
+    acceptedAt: AwareDatetime
+    teamCode: str
+    allocatedTo: Staff | None = None
+
+
+class ReferralRejected(_Model):
+    referralId: str
+    rejectedAt: AwareDatetime
+    reason: str
+    redirectedTo: str | None = None
+
+
+class ReferralWithdrawn(_Model):
+    referralId: str
+    withdrawnAt: AwareDatetime
+    reason: str | None = None
+
+
+class ContactMade(_Model):
+    referralId: str
+    contactAt: AwareDatetime
+    method: Literal["phone", "face_to_face", "video", "text_message"]
+    staff: Staff
+    outcome: Literal["meeting_arranged", "no_answer", "declined", "other"]
+
+
+class MeetingScheduled(_Model):
+    referralId: str
+    meetingId: str
+    scheduledStart: AwareDatetime
+    location: Location
+    invitedPersonIds: tuple[str, ...] = ()
+
+
+class Attendee(_Model):
+    kind: Literal["service_user", "network_member", "staff"]
+    personId: str | None = None
+    relationship: Relationship | None = None
+    staffId: str | None = None
+    role: StaffRole | None = None
+
+
+class MeetingHeld(_Model):
+    referralId: str
+    meetingId: str
+    start: AwareDatetime
+    end: AwareDatetime
+    location: Location
+    attendees: tuple[Attendee, ...]
+    adherenceScore: float | None = None
+
+
+class MeetingCancelled(_Model):
+    referralId: str
+    meetingId: str
+    cancelledAt: AwareDatetime
+    reason: Literal["service_user_request", "staff_unavailable", "did_not_attend", "other"]
+
+
+class RiskAssessed(_Model):
+    referralId: str
+    assessedAt: AwareDatetime
+    level: Literal["low", "medium", "high"]
+    assessor: Staff
+    reviewDue: AwareDatetime | None = None
+
+
+class CpaCoordinatorAssigned(_Model):
+    referralId: str
+    assignedAt: AwareDatetime
+    coordinator: Staff
+
+
+class CpaReviewHeld(_Model):
+    referralId: str
+    heldAt: AwareDatetime
+    nextReviewDue: AwareDatetime | None = None
+
+
+class Medication(_Model):
+    dmdCode: str | None = None
+    display: str
+
+
+class MedicationPrescribed(_Model):
+    referralId: str
+    prescribedAt: AwareDatetime
+    medication: Medication
+    isNew: bool
+    urgentSafetyOverride: bool | None = None
+    prescriber: Staff | None = None
+
+
+class MeasureRecorded(_Model):
+    referralId: str
+    recordedAt: AwareDatetime
+    instrument: Literal["HONOS", "SWEMWBS", "WSAS", "CWS", "CMHS"]
+    timepoint: Literal["baseline", "3_months", "6_months", "discharge"]
+    respondent: Literal["service_user", "carer", "clinician"] | None = None
+    respondentPersonId: str | None = None
+    items: tuple[int, ...]
+
+
+class AdmissionStarted(_Model):
+    referralId: str
+    admittedAt: AwareDatetime
+    ward: str | None = None
+
+
+class AdmissionEnded(_Model):
+    referralId: str
+    endedAt: AwareDatetime
+
+
+class EpisodeDischarged(_Model):
+    referralId: str
+    dischargedAt: AwareDatetime
+    sharedDecision: bool
+    occupationAtDischarge: Occupation | None = None
+
+
+EventData = Union[
+    ReferralReceived, ReferralAccepted, ReferralRejected, ReferralWithdrawn, ContactMade,
+    MeetingScheduled, MeetingHeld, MeetingCancelled, RiskAssessed, CpaCoordinatorAssigned,
+    CpaReviewHeld, MedicationPrescribed, MeasureRecorded, AdmissionStarted, AdmissionEnded,
+    EpisodeDischarged,
+]
+
+DATA_MODELS: dict[str, type[BaseModel]] = {
+    "uk.nhs.spa.referral.received": ReferralReceived,
+    "uk.nhs.spa.referral.accepted": ReferralAccepted,
+    "uk.nhs.spa.referral.rejected": ReferralRejected,
+    "uk.nhs.spa.referral.withdrawn": ReferralWithdrawn,
+    "uk.nhs.pod.contact.made": ContactMade,
+    "uk.nhs.pod.meeting.scheduled": MeetingScheduled,
+    "uk.nhs.pod.meeting.held": MeetingHeld,
+    "uk.nhs.pod.meeting.cancelled": MeetingCancelled,
+    "uk.nhs.pod.risk.assessed": RiskAssessed,
+    "uk.nhs.pod.cpa.coordinator-assigned": CpaCoordinatorAssigned,
+    "uk.nhs.pod.cpa.review-held": CpaReviewHeld,
+    "uk.nhs.pod.medication.prescribed": MedicationPrescribed,
+    "uk.nhs.pod.measure.recorded": MeasureRecorded,
+    "uk.nhs.pod.admission.started": AdmissionStarted,
+    "uk.nhs.pod.admission.ended": AdmissionEnded,
+    "uk.nhs.pod.episode.discharged": EpisodeDischarged,
+}
+
+
+class Envelope(_Model):
+    specversion: Literal["1.0"]
+    id: str
+    source: str
+    type: str
+    time: AwareDatetime
+    subject: str
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One inbound CloudEvent with its typed payload."""
+
+    id: str
+    source: str
+    type: str
+    time: datetime
+    subject: str
+    data: EventData
+
+    @property
+    def dedup_key(self) -> str:
+        return f"{self.source}\x1f{self.id}"
+
+    @property
+    def referral_id(self) -> str:
+        return self.subject
+
+
+def parse_event(raw: dict[str, Any]) -> Event:
+    """Typed event from a dict that has passed the contract (the payload model follows `type`)."""
+    envelope = Envelope.model_validate({k: v for k, v in raw.items() if k != "data"})
+    data = DATA_MODELS[envelope.type].model_validate(raw["data"])
+    return Event(envelope.id, envelope.source, envelope.type, envelope.time, envelope.subject, data)  # type: ignore[arg-type]
