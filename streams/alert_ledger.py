@@ -10,7 +10,7 @@ import asyncio
 import json
 from collections import defaultdict
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from .alerts import ALERT_TYPES
 from .outcomes import PREFIX
@@ -23,22 +23,17 @@ class AlertLedger:
         self._topic = topic
         self._bootstrap = bootstrap
         self._raised: dict[str, set[str]] = defaultdict(set)
-        self._partitions: list[TopicPartition] = []
         self._reader: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer
 
     async def start(self) -> None:
         # Made here, not in __init__: aiokafka clients belong to the running event loop.
+        # Without a group, subscribe() assigns every partition, and follows new ones.
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, enable_auto_commit=False, group_id=None,
-            auto_offset_reset="earliest",
+            self._topic, bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+            group_id=None, auto_offset_reset="earliest",
         )
         await self._consumer.start()
-        await self._consumer.topics()  # loads the metadata that names the partitions
-        partitions = self._consumer.partitions_for_topic(self._topic) or set()
-        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_beginning(*self._partitions)
         self._reader = asyncio.create_task(self._read())
 
     async def stop(self) -> None:
@@ -54,8 +49,12 @@ class AlertLedger:
 
     async def catch_up(self, timeout: float) -> bool:
         """Read the topic up to its end as of now; False if that took longer than `timeout`."""
-        ends = await self._consumer.end_offsets(self._partitions)
         deadline = asyncio.get_running_loop().time() + timeout
+        while not self._consumer.assignment():
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
         for tp, end in ends.items():
             while await self._consumer.position(tp) < end:
                 if asyncio.get_running_loop().time() > deadline:

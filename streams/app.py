@@ -19,7 +19,7 @@ from .alerts import alert_event
 from .catchup import CatchUp
 from .contract import Accepted, read_record
 from .deadlines import Deadline, due_alerts
-from .episode import Episode
+from .episode import Episode, Position
 from .processor import process
 from .settings import (
     ALERTS_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, INPUT_TOPICS, OUTCOMES_TOPIC, Settings,
@@ -108,14 +108,16 @@ class Worker:
         try:
             stored = self.episodes.get(key)
             episode = Episode.model_validate_json(stored) if stored else None
-            result = process(episode, read, self.policy)
+            position = Position(message.topic, message.partition, message.offset)
+            result = process(episode, read, self.policy, position)
         except Exception as exc:  # noqa: BLE001 - one record must never stop the partition
             reason = f"podlink could not process the event ({type(exc).__name__})"
             self._dead_letter(message, reason)
             log.error("record failed", outcome="dead-letter", reason=reason,
                       referral=event.referral_id, type=event.type, **where)
             return
-        self.episodes[key] = result.episode.model_dump_json().encode()
+        if result.verdict in ("applied", "pending", "out-of-scope"):
+            self.episodes[key] = result.episode.model_dump_json().encode()
         if result.deadline_changed and result.deadline is not None:
             self._store_deadline(key, result.deadline, message.partition)
         for bundle in result.fhir_messages:

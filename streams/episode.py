@@ -33,7 +33,7 @@ class _State(BaseModel):
 class Meeting(_State):
     meeting_id: str
     status: Literal["planned", "held", "cancelled"]
-    location: Location
+    location: Location | None = None
     scheduled_start: datetime | None = None
     invited_person_ids: tuple[str, ...] = ()
     start: datetime | None = None
@@ -79,6 +79,9 @@ class Episode(_State):
     applied: tuple[str, ...] = ()
     # Care events read before their referral, as the original JSON, oldest first.
     pending: tuple[str, ...] = ()
+    # Highest input offset applied, by "topic/partition": a record at or below it is a replay
+    # (a worker restarting from its last commit), not a new delivery from the source.
+    positions: dict[str, int] = {}
 
     @property
     def team_code(self) -> str | None:
@@ -118,7 +121,20 @@ class Transition:
     after: Episode
 
 
-Verdict = Literal["applied", "duplicate", "pending", "out-of-scope"]
+Verdict = Literal["applied", "replayed", "duplicate", "pending", "out-of-scope"]
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a record was read: its input topic, partition and offset."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def partition_key(self) -> str:
+        return f"{self.topic}/{self.partition}"
 
 
 @dataclass(frozen=True)
@@ -128,12 +144,25 @@ class Step:
     transitions: tuple[Transition, ...] = ()
 
 
-def apply(episode: Episode | None, event: Event, raw: dict[str, Any], policy: Policy) -> Step:
-    """Apply one validated event (`raw` is its JSON, kept if the event must wait)."""
+def apply(episode: Episode | None, event: Event, raw: dict[str, Any], policy: Policy,
+          position: Position | None = None) -> Step:
+    """Apply one validated event (`raw` is its JSON, kept if the event must wait).
+
+    An event applied before is applied once. If the record is one this episode has already
+    read (a replay after a crash), the step carries the transition again so its outputs can
+    be sent again with the same ids: local state can be ahead of what reached the broker.
+    """
     current = episode or Episode(referral_id=event.referral_id)
     key = event.dedup_key
-    if key in current.applied or any(_pending_key(p) == key for p in current.pending):
+    if key in current.applied:
+        if position is not None and current.positions.get(position.partition_key, -1) >= position.offset:
+            return Step(current, "replayed", (Transition(event, rewind(current, event.data), current),))
         return Step(current, "duplicate")
+    if any(_pending_key(p) == key for p in current.pending):
+        return Step(current, "duplicate")
+    if position is not None:
+        seen = max(current.positions.get(position.partition_key, -1), position.offset)
+        current = current.model_copy(update={"positions": current.positions | {position.partition_key: seen}})
     if current.status == "out-of-scope":
         return Step(current.model_copy(update={"applied": current.applied + (key,)}), "out-of-scope")
     if isinstance(event.data, ReferralReceived) and not _in_scope(event.data, policy):
@@ -190,7 +219,7 @@ def _changes(ep: Episode, data: Any) -> dict[str, Any]:
             })
             return {"meetings": ep.meetings | {data.meetingId: meeting}}
         case MeetingCancelled():
-            meeting = _meeting(ep, data.meetingId, "home")
+            meeting = _meeting(ep, data.meetingId, None)
             if meeting.status == "held":
                 return {}
             cancelled = meeting.model_copy(update={
@@ -225,12 +254,35 @@ def _changes(ep: Episode, data: Any) -> dict[str, Any]:
     raise TypeError(f"no rule for {type(data).__name__}")
 
 
+def rewind(ep: Episode, data: Any) -> Episode:
+    """The episode as it was before `data`, as far as the milestones `data` reaches go."""
+    match data:
+        case ReferralReceived() if ep.referral == data:
+            return ep.model_copy(update={"referral": None})
+        case ReferralAccepted() if ep.acceptance == data:
+            return ep.model_copy(update={"acceptance": None})
+        case ReferralRejected() if ep.rejection == data:
+            return ep.model_copy(update={"rejection": None})
+        case ReferralWithdrawn() if ep.withdrawal == data:
+            return ep.model_copy(update={"withdrawal": None})
+        case ContactMade() if ep.first_contact == data:
+            return ep.model_copy(update={"first_contact": None})
+        case MeetingHeld():
+            # Meetings held at or after this one had not happened yet.
+            earlier = {k: m for k, m in ep.meetings.items()
+                       if m.status != "held" or (m.start is not None and m.start < data.start)}
+            return ep.model_copy(update={"meetings": earlier})
+        case EpisodeDischarged() if ep.discharge == data:
+            return ep.model_copy(update={"discharge": None})
+    return ep
+
+
 def _open_or(ep: Episode, status: Status) -> Status:
     # A closed episode stays closed: a late acceptance does not reopen a withdrawn referral.
     return ep.status if ep.is_closed else status
 
 
-def _meeting(ep: Episode, meeting_id: str, location: Location) -> Meeting:
+def _meeting(ep: Episode, meeting_id: str, location: Location | None) -> Meeting:
     return ep.meetings.get(meeting_id) or Meeting(meeting_id=meeting_id, status="planned", location=location)
 
 

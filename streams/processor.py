@@ -12,7 +12,7 @@ from fhir_mappings import build_message
 
 from .contract import Accepted
 from .deadlines import Deadline, first_meeting_deadline
-from .episode import Episode, Policy, Verdict, apply
+from .episode import Episode, Policy, Position, Verdict, apply
 from .outcomes import outcome_events
 
 
@@ -27,8 +27,19 @@ class Result:
     applied_types: tuple[str, ...] = ()
 
 
-def process(episode: Episode | None, accepted: Accepted, policy: Policy) -> Result:
-    step = apply(episode, accepted.event, accepted.raw, policy)
+def process(episode: Episode | None, accepted: Accepted, policy: Policy,
+            position: Position | None = None) -> Result:
+    step = apply(episode, accepted.event, accepted.raw, policy, position)
+    if step.verdict == "replayed":
+        # Same outputs, same ids, from the state the replayed record led to.
+        transition = step.transitions[0]
+        deadline = first_meeting_deadline(transition.after, policy)
+        return Result(
+            episode=step.episode, verdict="replayed", deadline=deadline,
+            fhir_messages=[build_message(transition.event, transition.after, deadline)],
+            outcomes=outcome_events(transition, deadline),
+            applied_types=(transition.event.type,),
+        )
     if step.verdict != "applied":
         return Result(step.episode, step.verdict)
     before = first_meeting_deadline(step.transitions[0].before, policy) if episode else None

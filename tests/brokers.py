@@ -234,3 +234,20 @@ def consume_until(
             return record
         seen += 1
     raise TimeoutError(f"no record on {topic!r} matched within {timeout}s ({seen} did not match)")
+
+
+def consume_until_done(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[ConsumerRecord]], bool],
+    timeout: float,
+) -> list[ConsumerRecord]:
+    """Records of `topic` from the beginning until `done(records so far)`; raises on timeout."""
+    found: list[ConsumerRecord] = []
+    for record in _records(bootstrap, topic, time.monotonic() + timeout):
+        found.append(record)
+        if done(found):
+            return found
+    if done(found):
+        return found
+    raise TimeoutError(f"{topic!r}: condition not met within {timeout}s ({len(found)} records)")

@@ -83,3 +83,41 @@ def test_episode_state_round_trips_through_its_stored_json():
     episode, _ = feed(records("care-first")[:2])
     from streams.episode import Episode
     assert Episode.model_validate_json(episode.model_dump_json()) == episode
+
+
+def _feed_at(records, offsets, episode=None):
+    from streams.episode import Position, apply
+    from streams.events import parse_event
+    steps = []
+    for record, offset in zip(records, offsets):
+        step = apply(episode, parse_event(record.value), record.value, Policy(),
+                     Position(record.topic, 0, offset))
+        episode = step.episode
+        steps.append(step)
+    return episode, steps
+
+
+def test_a_record_read_again_after_a_crash_is_replayed_with_its_transition():
+    rec = records("on-time")
+    episode, _ = _feed_at(rec, range(len(rec)))
+    # The worker restarts from an older commit: the same records at the same offsets.
+    _, steps = _feed_at(rec[3:5], [3, 4], episode)
+    assert [s.verdict for s in steps] == ["replayed", "replayed"]
+    assert all(s.episode == episode for s in steps)
+
+
+def test_the_same_event_at_a_new_offset_is_a_duplicate_from_the_source():
+    rec = records("on-time")
+    episode, _ = _feed_at(rec, range(len(rec)))
+    _, steps = _feed_at(rec[3:4], [100], episode)
+    assert steps[0].verdict == "duplicate" and steps[0].transitions == ()
+
+
+def test_rewinding_a_meeting_forgets_it_and_every_later_meeting():
+    from streams.episode import rewind
+    from streams.events import parse_event
+    rec = records("on-time")
+    episode, _ = feed(rec)
+    first_held = next(r for r in rec if r.value["type"] == "uk.nhs.pod.meeting.held")
+    before = rewind(episode, parse_event(first_held.value).data)
+    assert before.first_meeting is None and episode.first_meeting.meeting_id == "MTG-1"

@@ -62,3 +62,20 @@ def test_outcome_events_carry_no_patient_identifiers_or_free_text():
     for secret in ["99900", "Sample", "Person0", "CT1 1AA", "1990-05-17", "Synthetic crisis",
                    "Routed to another service"]:
         assert secret not in text
+
+
+def test_a_replayed_record_yields_the_same_outcome_events_again():
+    from streams.episode import Position, apply
+    from streams.events import parse_event
+    rec = records("on-time")
+    episode, first = None, []
+    for offset, r in enumerate(rec):
+        step = apply(episode, parse_event(r.value), r.value, Policy(), Position(r.topic, 0, offset))
+        episode = step.episode
+        first += [outcome_events(t, first_meeting_deadline(t.after, Policy())) for t in step.transitions]
+    again = []
+    for offset, r in enumerate(rec):
+        step = apply(episode, parse_event(r.value), r.value, Policy(), Position(r.topic, 0, offset))
+        assert step.verdict == "replayed"
+        again += [outcome_events(t, first_meeting_deadline(t.after, Policy())) for t in step.transitions]
+    assert [[e["id"] for e in es] for es in again] == [[e["id"] for e in es] for es in first]

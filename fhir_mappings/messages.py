@@ -1,0 +1,153 @@
+"""One FHIR R4 message Bundle per applied event: the public entry point of this package.
+
+A message carries the resources the event concerns, as they stand after it (whole resources,
+not patches: the EPR can upsert each entry by id), plus the Patient and the referral's
+ServiceRequest, which every other resource refers to. Every reference between resources is a
+`urn:uuid:` reference to an entry of the same Bundle, so the EPR resolves all of them without
+looking anything up; only organisations and the POD team, which we do not send as resources,
+are referenced by their codes (ODS code, team code).
+"""
+from __future__ import annotations
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.careplan import CarePlan
+from fhir.resources.R4B.encounter import Encounter
+from fhir.resources.R4B.location import Location
+from fhir.resources.R4B.messageheader import MessageHeader
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
+from fhir.resources.R4B.practitioner import Practitioner
+from fhir.resources.R4B.relatedperson import RelatedPerson
+from fhir.resources.R4B.resource import Resource
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from pydantic import ValidationError
+
+from streams.deadlines import Deadline
+from streams.episode import Episode
+from streams.events import (
+    AdmissionEnded, AdmissionStarted, ContactMade, CpaCoordinatorAssigned, CpaReviewHeld,
+    EpisodeDischarged, Event, MeasureRecorded, MedicationPrescribed, MeetingCancelled, MeetingHeld,
+    MeetingScheduled, ReferralAccepted, ReferralReceived, ReferralRejected, ReferralWithdrawn,
+    RiskAssessed,
+)
+
+from .care_plan import care_plan
+from .elements import Json, full_url, instant, meta
+from .encounters import first_meeting_encounter, meeting_encounter
+from .errors import MappingError, require_referral
+from .message_header import message_header
+from .observations import measure_observation, risk_observation
+from .patient import patient
+from .people import related_person
+from .referral import service_request
+from .resource_ids import bundle_id
+from .systems import PROFILE_BUNDLE
+
+_MODELS = {
+    model.get_resource_type(): model
+    for model in (
+        CarePlan, Encounter, Location, MessageHeader, Observation, Patient, Practitioner,
+        RelatedPerson, ServiceRequest,
+    )
+}
+
+
+def build_message(event: Event, episode: Episode, deadline: Deadline | None) -> Json:
+    """The message Bundle (as JSON) for the change `event` made; `episode` is the state after it.
+
+    `deadline` is the episode's first-meeting deadline, if its clock has started. The same
+    inputs always give an equal result, ids included. Raises MappingError if the episode has
+    no referral to send or the result would not be valid FHIR.
+    """
+    referral = require_referral(episode)
+    concerned = [*_concerned(event, episode, deadline), patient(referral.patient), service_request(episode)]
+    resources = _unique(concerned)
+    bundle = {
+        "resourceType": "Bundle",
+        "id": bundle_id(event.source, event.id),
+        "meta": meta(PROFILE_BUNDLE),
+        "type": "message",
+        "timestamp": instant(event.time),
+        "entry": [
+            {"fullUrl": full_url(resource["id"]), "resource": resource}
+            for resource in (message_header(event, resources[0]["id"]), *resources)
+        ],
+    }
+    return _validated(bundle)
+
+
+def _concerned(event: Event, episode: Episode, deadline: Deadline | None) -> list[Json]:
+    """The resources the event concerns, the message's focus first.
+
+    The first-meeting Encounter goes wherever its status or time may have changed: with the
+    referral, its closing and every meeting event.
+    """
+    match event.data:
+        case ReferralReceived() as referral:
+            network = [related_person(episode, p.personId, p.relationship) for p in referral.network]
+            return [
+                service_request(episode), *first_meeting_encounter(episode),
+                *care_plan(episode, deadline), *network,
+            ]
+        case ReferralAccepted():
+            return [service_request(episode), *care_plan(episode, deadline)]
+        case ReferralRejected() | ReferralWithdrawn():
+            return [service_request(episode), *care_plan(episode, deadline), *first_meeting_encounter(episode)]
+        case MeetingScheduled() | MeetingHeld() | MeetingCancelled() as change:
+            meeting = episode.meetings.get(change.meetingId)
+            if meeting is None:
+                raise MappingError("the episode has no meeting with the event's meeting id")
+            return [
+                *meeting_encounter(episode, meeting), *first_meeting_encounter(episode),
+                *care_plan(episode, deadline),
+            ]
+        case MeasureRecorded() as measure:
+            return measure_observation(episode, measure)
+        case RiskAssessed() as risk:
+            return risk_observation(episode, risk)
+        case EpisodeDischarged():
+            return [*care_plan(episode, deadline), *first_meeting_encounter(episode)]
+        case (
+            ContactMade() | CpaCoordinatorAssigned() | CpaReviewHeld() | MedicationPrescribed()
+            | AdmissionStarted() | AdmissionEnded()
+        ):
+            return care_plan(episode, deadline)
+    raise MappingError(f"no message for event type {event.type}")
+
+
+def _unique(resources: list[Json]) -> list[Json]:
+    # A resource reached twice (a coordinator who also attended) is one entry, at its first place.
+    by_id: dict[str, Json] = {}
+    for resource in resources:
+        by_id.setdefault(resource["id"], resource)
+    return list(by_id.values())
+
+
+def _validated(bundle: Json) -> Json:
+    """The Bundle as fhir.resources serialises it, after one validation of each resource.
+
+    Each resource is validated as a whole dict by its own model; the Bundle then takes the
+    models as they are. Measured on the examples, that is about 15% faster than validating the
+    Bundle dict in one call (which dispatches every entry through a generic resource validator)
+    and as fast as building each datatype as a model, with far less code.
+    """
+    try:
+        entries = [
+            {"fullUrl": entry["fullUrl"], "resource": _model(entry["resource"])}
+            for entry in bundle["entry"]
+        ]
+        model = Bundle.model_validate({**bundle, "entry": entries})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{error.title}.{'.'.join(str(part) for part in problem['loc'])}: {problem['type']}"
+            for problem in error.errors(include_url=False, include_context=False, include_input=False)
+        )
+    else:
+        return model.model_dump(mode="json", exclude_none=True)
+    # Raised outside the handler so the ValidationError, whose text shows the input values
+    # (patient data), is not attached to our error as its context.
+    raise MappingError(f"not a valid FHIR R4 message: {problems}")
+
+
+def _model(resource: Json) -> Resource:
+    return _MODELS[resource["resourceType"]].model_validate(resource)

@@ -1,0 +1,411 @@
+"""`podlink bench`: a real worker's throughput and latency, against a ceiling from the same run.
+
+The ceiling is plain aiokafka consuming the same records and producing them unchanged, on the
+same broker and machine, so the ratio isolates what podlink's processing costs wherever it runs.
+Each input event's FHIR message is recognised by its Bundle id, which is derived from the
+event's source and id (`fhir_mappings.resource_ids.bundle_id`).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError as AioKafkaError
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
+
+from streams.ids import stable_id
+from streams.settings import FHIR_TOPIC, INPUT_TOPICS, Settings
+
+from .embedded_broker import BrokerStartError, EmbeddedBroker, log_tail
+from .samples import stream
+from .topics import TopicLayoutError, ensure_topics
+
+# The directory holding the `services` package: the worker subprocess imports it from there.
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+# On-time pathways from long ago: each meets its deadline within its own burst of events, and
+# nothing is left open for the deadline timer to alert on.
+RECEIVED_AT = datetime(2020, 1, 6, 9, 0, tzinfo=timezone.utc)
+# Worker start-up, Tansu's group join (half the 6 s session timeout) and the warm-up pathway.
+JOIN_TIMEOUT = 120.0
+# No new FHIR message for this long means the worker is stuck, not slow.
+STALL_TIMEOUT = 60.0
+WORKER_STOP_GRACE = 30.0
+# Saturation latency is mostly time spent queued; half the measured rate shows processing.
+PACED_SHARE = 0.5
+PACED_SECONDS = 5.0
+
+
+class BenchError(RuntimeError):
+    """The bench cannot produce a figure: the worker died, stalled or never joined."""
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    topic: str
+    key: bytes
+    value: bytes
+    bundle_id: str
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    load_rate: float
+    forward_rate: float
+
+
+@dataclass
+class Collector:
+    """One phase's input events and the FHIR messages seen for them, matched by Bundle id."""
+
+    label: str
+    total: int
+    sent_ms: dict[str, int] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    last_ms: int = 0
+
+    def expect(self, bundle_id: str, timestamp_ms: int) -> None:
+        self.sent_ms[bundle_id] = timestamp_ms
+
+    def receive(self, bundle_id: str, timestamp_ms: int) -> bool:
+        sent = self.sent_ms.get(bundle_id)
+        # Other phases' bundles and redelivered duplicates (at-least-once) are not new answers.
+        if sent is None or bundle_id in self.seen:
+            return False
+        self.seen.add(bundle_id)
+        self.latencies_ms.append(float(timestamp_ms - sent))
+        self.last_ms = max(self.last_ms, timestamp_ms)
+        return True
+
+    @property
+    def done(self) -> bool:
+        return len(self.seen) >= self.total
+
+
+@dataclass(frozen=True)
+class Phase:
+    events: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+
+
+def run_bench(settings: Settings, pathways: int, bootstrap: str | None) -> int:
+    if pathways < 1:
+        print("podlink bench: --pathways must be at least 1", file=sys.stderr)
+        return 2
+    work_dir = Path(tempfile.mkdtemp(prefix="podlink-bench-"))
+    try:
+        with _broker(bootstrap) as address:
+            report = _measure(settings, pathways, address, bootstrap is None, work_dir)
+    except KeyboardInterrupt:
+        print("\npodlink bench: interrupted", file=sys.stderr)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        return 130
+    except (BenchError, BrokerStartError, TopicLayoutError, KafkaError, AioKafkaError) as exc:
+        print(f"podlink bench: {type(exc).__name__}: {exc}", file=sys.stderr)
+        _show_worker_log(work_dir)
+        return 1
+    shutil.rmtree(work_dir, ignore_errors=True)
+    print(report)
+    return 0
+
+
+@contextmanager
+def _broker(bootstrap: str | None) -> Iterator[str]:
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    _progress("starting an embedded Tansu broker (memory only)")
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap
+
+
+def _measure(settings: Settings, pathways: int, bootstrap: str, embedded: bool, work_dir: Path) -> str:
+    run_id = uuid.uuid4().hex[:8]
+    records = _synthetic(f"BENCH-{run_id}-S", pathways)
+    _progress(f"{pathways} pathways, {len(records)} events; measuring the plain aiokafka ceiling")
+    ceiling = asyncio.run(_ceiling(bootstrap, records, settings.partitions, run_id))
+    partitions = ensure_topics(bootstrap, settings.partitions, settings.replication_factor)
+    group = f"podlink-bench-{run_id}"
+    if not embedded:
+        # A new group would otherwise start with every event the topics already hold.
+        asyncio.run(_start_group_at_end(bootstrap, group))
+    worker = _start_worker(bootstrap, group, embedded, work_dir)
+    try:
+        saturated, paced = asyncio.run(_end_to_end(bootstrap, worker, records, run_id))
+    finally:
+        _stop_worker(worker)
+    broker = "embedded Tansu (memory)" if embedded else bootstrap
+    return _report(pathways, partitions, broker, ceiling, saturated, paced)
+
+
+def _synthetic(prefix: str, pathways: int) -> list[BenchRecord]:
+    return [
+        BenchRecord(r.topic, r.key.encode(), json.dumps(r.value).encode(),
+                    stable_id("bundle", r.value["source"], r.value["id"]))
+        for r in stream(RECEIVED_AT, pathways, ("on-time",), prefix)
+    ]
+
+
+# -- the ceiling: the same records through plain aiokafka, no processing -----------------------
+
+async def _ceiling(bootstrap: str, records: list[BenchRecord], partitions: int, run_id: str) -> Ceiling:
+    source = f"podlink-bench.ceiling-in-{run_id}"
+    sink = f"podlink-bench.ceiling-out-{run_id}"
+    _create_topics(bootstrap, (source, sink), partitions)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        acks = [await producer.send(source, r.value, key=r.key) for r in records]
+        await asyncio.gather(*acks)
+        load_rate = len(records) / (time.perf_counter() - started)
+        forward_rate = await _forward_all(bootstrap, source, sink, len(records), producer)
+    finally:
+        await producer.stop()
+        _delete_topics(bootstrap, (source, sink))
+    return Ceiling(load_rate, forward_rate)
+
+
+async def _forward_all(bootstrap: str, source: str, sink: str, count: int,
+                       producer: AIOKafkaProducer) -> float:
+    """Records/s from the first record consumed to the last forwarded one acknowledged."""
+    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        acks: list[asyncio.Future[object]] = []
+        started: float | None = None
+        give_up = time.monotonic() + STALL_TIMEOUT
+        while len(acks) < count:
+            if time.monotonic() > give_up:
+                raise BenchError(f"ceiling: only {len(acks)} of {count} records came back")
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                started = started or time.perf_counter()
+                for message in messages:
+                    acks.append(await producer.send(sink, message.value, key=message.key))
+        await asyncio.gather(*acks)
+        assert started is not None  # the loop ran until records arrived
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+def _create_topics(bootstrap: str, names: tuple[str, ...], partitions: int) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-bench")
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)
+                             for name in names])
+    finally:
+        admin.close()
+
+
+def _delete_topics(bootstrap: str, names: tuple[str, ...]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-bench")
+    try:
+        admin.delete_topics(list(names))
+    finally:
+        admin.close()
+
+
+# -- end to end: a real worker process ---------------------------------------------------------
+
+async def _start_group_at_end(bootstrap: str, group: str) -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        tps = [TopicPartition(topic, p) for topic in INPUT_TOPICS
+               for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(tps)
+        ends = {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
+        if ends:
+            await consumer.commit(ends)
+    finally:
+        await consumer.stop()
+
+
+def _start_worker(bootstrap: str, group: str, embedded: bool, work_dir: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PODLINK_KAFKA_BOOTSTRAP": bootstrap,
+        "PODLINK_GROUP_ID": group,
+        "PODLINK_DATA_DIR": str(work_dir / "data"),
+        "PODLINK_SESSION_TIMEOUT_SECONDS": "6",
+        "PODLINK_LOG_FORMAT": "json",
+        "PYTHONPATH": os.pathsep.join(filter(None, (str(SOURCE_ROOT), os.environ.get("PYTHONPATH")))),
+    }
+    if embedded:
+        # Tansu under-reports end offsets, which Faust's recovery check takes for a corrupt store.
+        env["PODLINK_RECOVERY_CONSISTENCY_CHECK"] = "false"
+    with (work_dir / "worker.log").open("wb") as log:
+        # Its own session keeps Ctrl-C from stopping the worker before the bench has stopped.
+        worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker"], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    _progress(f"worker started (pid {worker.pid}, log {work_dir / 'worker.log'})")
+    return worker
+
+
+def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is not None:
+        return
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(WORKER_STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
+def _show_worker_log(work_dir: Path) -> None:
+    log = work_dir / "worker.log"
+    if log.exists():
+        print(f"podlink bench: worker log kept at {log}; its last lines:\n{log_tail(log, 15)}",
+              file=sys.stderr)
+
+
+async def _end_to_end(bootstrap: str, worker: subprocess.Popen[bytes], records: list[BenchRecord],
+                      run_id: str) -> tuple[Phase, Phase]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(FHIR_TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="latest",
+                                enable_auto_commit=False)
+    await producer.start()
+    await consumer.start()
+    try:
+        await _settle_positions(consumer)
+        _progress("waiting for the worker to join and answer a warm-up pathway")
+        warm_up = _synthetic(f"BENCH-{run_id}-W", 1)
+        await _run_phase(producer, consumer, worker, warm_up, "warm-up", None, JOIN_TIMEOUT)
+        saturated = await _run_phase(producer, consumer, worker, records, "saturated", None, STALL_TIMEOUT)
+        rate = saturated.rate * PACED_SHARE
+        paced_records = _synthetic(f"BENCH-{run_id}-P", max(1, math.ceil(rate * PACED_SECONDS / 8)))
+        paced = await _run_phase(producer, consumer, worker, paced_records, "paced", rate, STALL_TIMEOUT)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return saturated, paced
+
+
+async def _settle_positions(consumer: AIOKafkaConsumer) -> None:
+    # Positions resolve lazily; fix them at the end now, before the worker can write anything.
+    while not consumer.assignment():
+        await asyncio.sleep(0.05)
+    for tp in consumer.assignment():
+        await consumer.position(tp)
+
+
+async def _run_phase(producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
+                     worker: subprocess.Popen[bytes], records: list[BenchRecord], label: str,
+                     rate: float | None, patience: float) -> Phase:
+    collector = Collector(label, len(records))
+    sending = asyncio.create_task(_produce(producer, records, collector, rate))
+    reporting = asyncio.create_task(_report_progress(collector))
+    try:
+        await _collect(consumer, collector, worker, sending, patience)
+        await sending
+    finally:
+        sending.cancel()
+        reporting.cancel()
+    _progress(f"{label}: {len(collector.seen)}/{collector.total} FHIR messages")
+    return _phase(collector)
+
+
+async def _produce(producer: AIOKafkaProducer, records: list[BenchRecord], collector: Collector,
+                   rate: float | None) -> None:
+    """Send every record, at `rate` events/s or as fast as the producer takes them."""
+    started = time.monotonic()
+    acks = []
+    for i, record in enumerate(records):
+        if rate is not None and (wait := started + i / rate - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        # Set here rather than by the client, so the latency clock starts before the record
+        # is queued; the worker's output timestamp comes from the same host clock.
+        now_ms = time.time_ns() // 1_000_000
+        collector.expect(record.bundle_id, now_ms)
+        acks.append(await producer.send(record.topic, record.value, key=record.key, timestamp_ms=now_ms))
+    await asyncio.gather(*acks)
+
+
+async def _collect(consumer: AIOKafkaConsumer, collector: Collector, worker: subprocess.Popen[bytes],
+                   sending: asyncio.Task[None], patience: float) -> None:
+    last_progress = time.monotonic()
+    while not collector.done:
+        if worker.poll() is not None:
+            raise BenchError(f"the worker exited with code {worker.returncode} "
+                             f"({collector.label}: {len(collector.seen)}/{collector.total} FHIR messages)")
+        if sending.done() and not sending.cancelled() and sending.exception() is not None:
+            sending.result()
+        if time.monotonic() - last_progress > patience:
+            raise BenchError(f"no FHIR message for {patience:.0f} s ({collector.label}: "
+                             f"{len(collector.seen)}/{collector.total} arrived)")
+        for messages in (await consumer.getmany(timeout_ms=200)).values():
+            for message in messages:
+                if collector.receive(json.loads(message.value)["id"], message.timestamp):
+                    last_progress = time.monotonic()
+
+
+async def _report_progress(collector: Collector) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        _progress(f"{collector.label}: produced {len(collector.sent_ms)}/{collector.total}, "
+                  f"FHIR messages {len(collector.seen)}/{collector.total}")
+
+
+def _phase(collector: Collector) -> Phase:
+    latencies = sorted(collector.latencies_ms)
+    elapsed_s = (collector.last_ms - min(collector.sent_ms.values())) / 1000
+    return Phase(collector.total, collector.total / max(elapsed_s, 0.001),
+                 _percentile(latencies, 0.50), _percentile(latencies, 0.99))
+
+
+def _percentile(ordered: list[float], share: float) -> float:
+    """Nearest rank: the smallest value with at least `share` of all values at or below it."""
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+# -- output -------------------------------------------------------------------------------------
+
+def _progress(text: str) -> None:
+    print(f"podlink bench: {text}", file=sys.stderr, flush=True)
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def _report(pathways: int, partitions: int, broker: str, ceiling: Ceiling, saturated: Phase,
+            paced: Phase) -> str:
+    ratio = saturated.rate / ceiling.forward_rate
+    lines = [
+        f"podlink bench: {pathways} pathways, {saturated.events} events, {partitions} partitions, "
+        f"broker {broker}",
+        f"  {'ceiling: produce only (aiokafka)':<58}{ceiling.load_rate:>10.0f} events/s",
+        f"  {'ceiling: consume + produce, no processing (aiokafka)':<58}{ceiling.forward_rate:>10.0f} events/s",
+        f"  {'end to end, saturated (every event sent at once)':<58}{saturated.rate:>10.0f} events/s",
+        f"  {'  latency to FHIR message, queueing included':<58}"
+        f"p50 {_ms(saturated.p50_ms)} ms, p99 {_ms(saturated.p99_ms)} ms",
+        f"  {f'end to end, paced at {PACED_SHARE:.0%} of saturated ({paced.events} events)':<58}"
+        f"{paced.rate:>10.0f} events/s",
+        f"  {'  latency to FHIR message':<58}p50 {_ms(paced.p50_ms)} ms, p99 {_ms(paced.p99_ms)} ms",
+        f"bench: {saturated.rate:.0f} events/s end to end, ceiling {ceiling.forward_rate:.0f} events/s, "
+        f"ratio {ratio:.3f}, p50 {_ms(saturated.p50_ms)} ms, p99 {_ms(saturated.p99_ms)} ms",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""Behaviour that rests on end offsets, proven on Apache Kafka (Tansu under-reports them)."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from services.samples import pathway
+from streams.settings import ALERTS_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC
+from tests.brokers import consume_all, consume_until_done
+from tests.integration.test_pipeline import ago, of, send, values
+
+
+def test_a_backlog_whose_later_events_meet_its_deadlines_pages_no_one(kafka_fresh, start_worker, prefix):
+    late_met = [pathway(f"{prefix}-MET-{i:04d}", ago(40), "met-late", n=i) for i in range(300)]
+    closed = [pathway(f"{prefix}-WD-{i:04d}", ago(40), "withdrawn", n=i) for i in range(100)]
+    control = f"{prefix}-CONTROL"
+    # Referrals first, then the events that meet or stop their deadlines, all before the worker
+    # starts: while it replays, every deadline looks missed until it reaches the later events.
+    everything = [r for p in late_met + closed for r in p]
+    first = [r for r in everything if r.value["type"] == "uk.nhs.spa.referral.received"]
+    rest = [r for r in everything if r.value["type"] != "uk.nhs.spa.referral.received"]
+    send(kafka_fresh.bootstrap, pathway(control, ago(30), "breached")[:1] + first + rest)
+
+    worker = start_worker(kafka_fresh.bootstrap)
+    alerts = consume_until_done(kafka_fresh.bootstrap, ALERTS_TOPIC,
+                                lambda rs: bool(of(control, values(rs))), timeout=180)
+    worker.wait_for_log(lambda l: l.get("referral") == f"{prefix}-MET-0299"
+                        and l.get("type") == "uk.nhs.pod.meeting.held", timeout=120)
+    time.sleep(4)  # several more scans after the whole backlog was read
+    alerts = values(consume_all(kafka_fresh.bootstrap, ALERTS_TOPIC, min_records=10**6, timeout=3))
+    assert [(a["subject"], a["type"]) for a in alerts] == [(control, "uk.nhs.podlink.sla.breached")]
+    # The outcome still records the missed deadline.
+    outcomes = values(consume_all(kafka_fresh.bootstrap, OUTCOMES_TOPIC, min_records=10**6, timeout=5))
+    firsts = [e for e in outcomes if e["type"].endswith("meeting.first")]
+    assert len(firsts) == 300 and not any(e["data"]["withinDeadline"] for e in firsts)
+
+
+def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_alerts_once(
+        kafka_fresh, start_worker, prefix):
+    bootstrap = kafka_fresh.bootstrap
+    scenarios = ["on-time", "breached", "care-first", "met-late", "at-risk"]
+    pathways = {f"{prefix}-{i:04d}": pathway(f"{prefix}-{i:04d}", ago(30 if i % 5 == 1 else 20 if i % 5 == 4 else 16),
+                                             scenarios[i % 5], n=i) for i in range(400)}
+    expected_alerts = {ref for i, ref in enumerate(pathways) if i % 5 in (1, 4)}
+
+    def feed() -> None:
+        batch = []
+        for records in pathways.values():
+            batch += records
+            if len(batch) >= 200:
+                send(bootstrap, batch)
+                batch = []
+                time.sleep(0.25)
+        send(bootstrap, batch)
+
+    worker = start_worker(bootstrap)
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    consume_until_done(bootstrap, ALERTS_TOPIC, lambda rs: len(rs) >= 5, timeout=120)
+    worker.kill()  # SIGKILL: no clean shutdown, no final commit
+    killed_at = len(worker.log_lines())
+    worker.start()  # the same worker again: same data directory, same group
+    feeder.join()
+
+    registered = consume_until_done(
+        bootstrap, OUTCOMES_TOPIC,
+        lambda rs: {e["subject"] for e in values(rs) if e["type"].endswith("referral.registered")}
+        >= set(pathways), timeout=240)
+    assert 0 < killed_at < len(worker.log_lines())
+    fhir = consume_until_done(
+        bootstrap, FHIR_TOPIC,
+        lambda rs: set(Counter(r.key.decode() for r in rs)) >= set(pathways), timeout=60)
+    per_referral = Counter(r.key.decode() for r in fhir)
+    assert all(per_referral[ref] >= len(records) for ref, records in pathways.items())
+
+    time.sleep(5)  # several scans after everything was read
+    alerts = values(consume_all(bootstrap, ALERTS_TOPIC, min_records=10**6, timeout=3))
+    ids = Counter(a["id"] for a in alerts)
+    assert [i for i, n in ids.items() if n > 1] == []
+    assert {a["subject"] for a in alerts} == expected_alerts
+    assert registered
