@@ -63,20 +63,21 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_alerts_once(
     worker.start()  # the same worker again: same data directory, same group
     feeder.join()
 
-    registered = consume_until_done(
+    consume_until_done(
         bootstrap, OUTCOMES_TOPIC,
         lambda rs: {e["subject"] for e in values(rs) if e["type"].endswith("referral.registered")}
         >= set(pathways), timeout=240)
     assert 0 < killed_at < len(worker.log_lines())
-    fhir = consume_until_done(
-        bootstrap, FHIR_TOPIC,
-        lambda rs: set(Counter(r.key.decode() for r in rs)) >= set(pathways), timeout=60)
-    per_referral = Counter(r.key.decode() for r in fhir)
-    assert all(per_referral[ref] >= len(records) for ref, records in pathways.items())
+
+    def every_event_has_its_message(rs) -> bool:
+        per_referral = Counter(r.key.decode() for r in rs)
+        return all(per_referral[ref] >= len(records) for ref, records in pathways.items())
+
+    # Replays after the kill may send some messages twice (same ids); none may be missing.
+    consume_until_done(bootstrap, FHIR_TOPIC, every_event_has_its_message, timeout=60)
 
     time.sleep(5)  # several scans after everything was read
     alerts = values(consume_all(bootstrap, ALERTS_TOPIC, min_records=10**6, timeout=3))
     ids = Counter(a["id"] for a in alerts)
     assert [i for i, n in ids.items() if n > 1] == []
     assert {a["subject"] for a in alerts} == expected_alerts
-    assert registered

@@ -1,0 +1,31 @@
+"""`podlink bench` end to end: embedded broker, ceiling, a real worker, and its summary line."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.integration.worker_process import REPO
+
+SUMMARY = re.compile(
+    r"^bench: (?P<e>\d+) events/s end to end, ceiling (?P<c>\d+) events/s, "
+    r"ratio (?P<ratio>\d+\.\d{3}), p50 (?P<p50>\d+(?:\.\d)?) ms, p99 (?P<p99>\d+(?:\.\d)?) ms$"
+)
+
+
+def test_bench_reports_throughput_against_the_ceiling_and_latency():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODLINK_")}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run([sys.executable, "-m", "services.cli", "bench", "--pathways", "30"],
+                            cwd=REPO, env=env, text=True, capture_output=True, timeout=90)
+    assert result.returncode == 0, result.stderr[-3000:]
+    last = result.stdout.strip().splitlines()[-1]
+    match = SUMMARY.match(last)
+    assert match, last
+    e, c, ratio = int(match["e"]), int(match["c"]), float(match["ratio"])
+    p50, p99 = float(match["p50"]), float(match["p99"])
+    assert e > 0 and c > 0 and 0 < ratio
+    assert abs(ratio - e / c) < 0.002  # the ratio is of the figures shown
+    assert 0 <= p50 <= p99
+    assert "produced" in result.stderr  # progress went to stderr, not into the figures
