@@ -35,6 +35,7 @@ from .care_plan import care_plan
 from .elements import Json, full_url, instant, meta
 from .encounters import first_meeting_encounter, meeting_encounter
 from .errors import MappingError, require_referral
+from .validation_cache import ValidationCache
 from .message_header import message_header
 from .observations import measure_observation, risk_observation
 from .patient import patient
@@ -50,6 +51,9 @@ _MODELS = {
         RelatedPerson, ServiceRequest,
     )
 }
+
+
+_VALIDATED = ValidationCache(max_entries=200_000)
 
 
 def build_message(event: Event, episode: Episode, deadline: Deadline | None) -> Json:
@@ -124,26 +128,24 @@ def _unique(resources: list[Json]) -> list[Json]:
 
 
 def _validated(bundle: Json) -> Json:
-    """The Bundle as fhir.resources serialises it, after one validation of each resource.
+    """The Bundle as built, once each resource in it has passed its fhir.resources model.
 
-    Each resource is validated as a whole dict by its own model; the Bundle then takes the
-    models as they are. Measured on the examples, that is about 15% faster than validating the
-    Bundle dict in one call (which dispatches every entry through a generic resource validator)
-    and as fast as building each datatype as a model, with far less code.
+    The dict that passed is returned as it is: serialising the validated models again cost
+    60% of a message (measured) and gives back the same JSON (a unit test holds it to that).
+    A resource identical to one already validated is not validated again: Patient,
+    ServiceRequest, Practitioners and Locations repeat in most messages unchanged.
     """
     try:
-        entries = [
-            {"fullUrl": entry["fullUrl"], "resource": _model(entry["resource"])}
-            for entry in bundle["entry"]
-        ]
-        model = Bundle.model_validate({**bundle, "entry": entries})
+        for entry in bundle["entry"]:
+            _VALIDATED.check(entry["resource"], _model)
+        Bundle.model_validate({**bundle, "entry": [{"fullUrl": e["fullUrl"]} for e in bundle["entry"]]})
     except ValidationError as error:
         problems = "; ".join(
             f"{error.title}.{'.'.join(str(part) for part in problem['loc'])}: {problem['type']}"
             for problem in error.errors(include_url=False, include_context=False, include_input=False)
         )
     else:
-        return model.model_dump(mode="json", exclude_none=True)
+        return bundle
     # Raised outside the handler so the ValidationError, whose text shows the input values
     # (patient data), is not attached to our error as its context.
     raise MappingError(f"not a valid FHIR R4 message: {problems}")
