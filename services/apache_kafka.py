@@ -18,17 +18,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from services.embedded_broker import (
     HOST,
+    BrokerProcess,
     BrokerStartError,
     ensure_port_free,
     free_port,
     log_tail,
     spawn,
-    stop_process,
     wait_until_ready,
 )
 
@@ -156,7 +155,7 @@ def _log4j_properties(log_path: Path) -> str:
     )
 
 
-class ApacheKafkaBroker:
+class ApacheKafkaBroker(BrokerProcess):
     """A fresh single-node KRaft broker on 127.0.0.1 with its data in a temp dir.
 
     Use as a context manager, or call `start()` and `stop()`. `stop()` deletes the temp dir;
@@ -228,24 +227,6 @@ class ApacheKafkaBroker:
                 f"last lines of {self.log_path}:\n{log_tail(self.log_path)}"
             )
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            stop_process(self._proc, self._stop_timeout)
-            self._proc = None
-        if self._tmp_dir is not None:
-            shutil.rmtree(self._tmp_dir, ignore_errors=True)
-            self._tmp_dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,7 +142,37 @@ def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> 
         )
 
 
-class EmbeddedBroker:
+class BrokerProcess:
+    """A broker in a child process: `stop()` ends it and deletes its temp dir, if any."""
+
+    _proc: subprocess.Popen[bytes] | None = None
+    _tmp_dir: Path | None = None
+    _stop_timeout: float = 5.0
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            stop_process(self._proc, self._stop_timeout)
+            self._proc = None
+        if self._tmp_dir is not None:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            self._tmp_dir = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedBroker(BrokerProcess):
     """An in-memory Tansu broker on 127.0.0.1; all data is lost when it stops.
 
     Use as a context manager, or call `start()` and `stop()`. Broker output goes to
@@ -197,21 +227,3 @@ class EmbeddedBroker:
             raise
         return self
 
-    def stop(self) -> None:
-        if self._proc is not None:
-            stop_process(self._proc, self._stop_timeout)
-            self._proc = None
-        if self._tmp_dir is not None:
-            shutil.rmtree(self._tmp_dir, ignore_errors=True)
-            self._tmp_dir = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

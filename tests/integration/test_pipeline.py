@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 from kafka import KafkaProducer
@@ -131,8 +130,8 @@ def test_redelivered_events_are_applied_once(fresh_broker, start_worker, prefix)
     records = pathway(ref, ago(16), "on-time")
     start_worker(fresh_broker.bootstrap)
     send(fresh_broker.bootstrap, records + records)
-    outcomes = consume_until_done(fresh_broker.bootstrap, OUTCOMES_TOPIC,
-                                  lambda rs: len(of(ref, values(rs))) >= 7, timeout=90)
+    consume_until_done(fresh_broker.bootstrap, OUTCOMES_TOPIC,
+                       lambda rs: len(of(ref, values(rs))) >= 7, timeout=90)
     time.sleep(3)
     everything = of(ref, values(consume_all(fresh_broker.bootstrap, OUTCOMES_TOPIC,
                                             min_records=10**6, timeout=3)))

@@ -8,7 +8,6 @@ from tests.unit.core_helpers import feed, records
 
 def _outcomes(scenario, referral_id="REF-T-1"):
     events = []
-    episode = None
     for step in feed(records(scenario, referral_id=referral_id))[1]:
         for t in step.transitions:
             events += outcome_events(t, first_meeting_deadline(t.after, Policy()))
