@@ -49,22 +49,22 @@ def meeting_encounter(episode: Episode, meeting: Meeting) -> list[Json]:
             participants.append({"individual": reference(person["id"])})
             attendees.append(person)
     # A meeting cancelled before we heard it was arranged has no known setting.
-    known = meeting.start is not None or meeting.scheduled_start is not None
+    setting = meeting.location
     encounter = compact({
         "resourceType": "Encounter",
         "id": meeting_encounter_id(referral.referralId, meeting.meeting_id),
         "meta": meta(PROFILE_ENCOUNTER),
         "extension": _meeting_extensions(meeting),
         "status": MEETING_STATUS[meeting.status],
-        "class": ENCOUNTER_CLASS[meeting.location] if known else UNKNOWN_CLASS,
+        "class": ENCOUNTER_CLASS[setting] if setting else UNKNOWN_CLASS,
         "type": [NETWORK_MEETING],
         "subject": reference(patient_id(referral.patient.nhsNumber)),
         "basedOn": [reference(service_request_id(referral.referralId))],
         "participant": participants,
         "period": period(meeting.start or meeting.scheduled_start, meeting.end),
-        "location": [{"location": reference(location_id(meeting.location))}] if known else None,
+        "location": [{"location": reference(location_id(setting))}] if setting else None,
     })
-    return [encounter, *attendees, location(meeting.location)] if known else [encounter, *attendees]
+    return [encounter, *attendees, location(setting)] if setting else [encounter, *attendees]
 
 
 def first_meeting_encounter(episode: Episode) -> list[Json]:
@@ -72,20 +72,21 @@ def first_meeting_encounter(episode: Episode) -> list[Json]:
     referral = require_referral(episode)
     held = episode.first_meeting
     shown = held or _earliest_arranged(episode)
+    setting = shown.location if shown else None
     status = "finished" if held else "cancelled" if episode.is_closed else "planned"
     encounter = compact({
         "resourceType": "Encounter",
         "id": first_meeting_encounter_id(referral.referralId),
         "meta": meta(PROFILE_ENCOUNTER),
         "status": status,
-        "class": ENCOUNTER_CLASS[shown.location] if shown else UNKNOWN_CLASS,
+        "class": ENCOUNTER_CLASS[setting] if setting else UNKNOWN_CLASS,
         "type": [FIRST_NETWORK_MEETING],
         "subject": reference(patient_id(referral.patient.nhsNumber)),
         "basedOn": [reference(service_request_id(referral.referralId))],
         "period": period(shown.start or shown.scheduled_start, shown.end) if shown else None,
-        "location": [{"location": reference(location_id(shown.location))}] if shown else None,
+        "location": [{"location": reference(location_id(setting))}] if setting else None,
     })
-    return [encounter, location(shown.location)] if shown else [encounter]
+    return [encounter, location(setting)] if setting else [encounter]
 
 
 def _earliest_arranged(episode: Episode) -> Meeting | None:

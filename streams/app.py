@@ -83,7 +83,7 @@ class Worker:
         async def deadline_scan() -> None:
             await self.scan_deadlines()
 
-        @app.on_partitions_revoked.connect
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
         async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
             for tp in revoked:
                 self.catch_up.forget(tp)
@@ -152,7 +152,8 @@ class Worker:
             log.error("deadline scan failed; retrying at the next scan", error=type(exc).__name__)
 
     async def _scan_deadlines(self) -> None:
-        if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # on the concrete TableManager
+        if self.app.rebalancing or not recovery.completed.is_set():
             return
         await self._start_ledger()
         now = self.clock()
@@ -197,7 +198,7 @@ class Worker:
         # Faust seeks every assigned partition to the group's committed offset and keeps this
         # map current as it commits; it is private, so faust-streaming is pinned (pyproject).
         # Tansu closes the connection on aiokafka-admin's OffsetFetch, so asking again is no way.
-        return dict(self.app.consumer._committed_offset)
+        return dict(self.app.consumer._committed_offset)  # type: ignore[attr-defined]
 
     async def _raise_alerts(self, key: bytes, now: datetime) -> None:
         # Read the deadline again: records processed while we waited may have met or closed it.

@@ -25,40 +25,40 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PODLINK_", extra="ignore")
 
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka brokers, host:port[,host:port]")
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka brokers, host:port[,host:port]")
     teams: Annotated[frozenset[str] | None, NoDecode] = Field(
-        None, description="comma-separated team codes in scope; unset means every team"
+        default=None, description="comma-separated team codes in scope; unset means every team"
     )
     partitions: int = Field(
-        6, ge=1, description="partitions of the topics podlink creates (both input topics alike)"
+        default=6, ge=1, description="partitions of the topics podlink creates (both input topics alike)"
     )
-    replication_factor: int = Field(1, ge=1, description="replication factor of created topics")
-    deadline_scan_seconds: float = Field(5.0, gt=0, description="how often deadlines are checked")
-    deadline_hours: float = Field(24.0, gt=0, description="first network meeting deadline")
+    replication_factor: int = Field(default=1, ge=1, description="replication factor of created topics")
+    deadline_scan_seconds: float = Field(default=5.0, gt=0, description="how often deadlines are checked")
+    deadline_hours: float = Field(default=24.0, gt=0, description="first network meeting deadline")
     deadline_starts_at: Literal["referral", "first-contact"] = Field(
-        "referral",
+        default="referral",
         description="start of the deadline: referral receivedAt, or the first contact.made",
     )
-    at_risk_hours: float = Field(6.0, ge=0, description="hours before the deadline an at-risk alert is raised")
+    at_risk_hours: float = Field(default=6.0, ge=0, description="hours before the deadline an at-risk alert is raised")
     catch_up_quiet_seconds: float = Field(
-        3.0, gt=0,
+        default=3.0, gt=0,
         description="on a broker seen to under-report end offsets, how long a partition must be "
         "quiet before it counts as caught up",
     )
     policy_file: Path | None = Field(
-        None, description="YAML file with deadline policy (keys as the settings above, no prefix)"
+        default=None, description="YAML file with deadline policy (keys as the settings above, no prefix)"
     )
-    data_dir: Path = Field(Path("./podlink-data"), description="where workers keep RocksDB tables")
-    group_id: str = Field("podlink", description="consumer group and table namespace")
+    data_dir: Path = Field(default=Path("./podlink-data"), description="where workers keep RocksDB tables")
+    group_id: str = Field(default="podlink", description="consumer group and table namespace")
     session_timeout_seconds: float = Field(
-        10.0, ge=6, description="Kafka consumer session timeout (group rebalance speed)"
+        default=10.0, ge=6, description="Kafka consumer session timeout (group rebalance speed)"
     )
-    store: Literal["rocksdb", "memory"] = Field("rocksdb", description="table store")
+    store: Literal["rocksdb", "memory"] = Field(default="rocksdb", description="table store")
     recovery_consistency_check: bool = Field(
-        True, description="check table offsets against the broker's on recovery (off for Tansu)"
+        default=True, description="check table offsets against the broker's on recovery (off for Tansu)"
     )
     log_format: Literal["json", "console", "auto"] = Field(
-        "auto", description="log lines as JSON, or readable on a terminal (auto: console on a TTY)"
+        default="auto", description="log lines as JSON, or readable on a terminal (auto: console on a TTY)"
     )
 
     @field_validator("teams", mode="before")
