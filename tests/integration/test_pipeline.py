@@ -139,3 +139,31 @@ def test_redelivered_events_are_applied_once(fresh_broker, start_worker, prefix)
     fhir = [r for r in consume_all(fresh_broker.bootstrap, FHIR_TOPIC, min_records=10**6, timeout=3)
             if r.key.decode() == ref]
     assert len(fhir) == len(records)
+
+
+def test_referrals_for_teams_out_of_scope_produce_nothing(fresh_broker, start_worker, prefix):
+    theirs, ours = f"{prefix}-THEIRS", f"{prefix}-OURS"
+    worker = start_worker(fresh_broker.bootstrap, PODLINK_TEAMS="POD-OURS")
+    send(fresh_broker.bootstrap, pathway(theirs, ago(30), "breached") + pathway(ours, ago(2), "rejected", team="POD-OURS"))
+    consume_until_done(fresh_broker.bootstrap, OUTCOMES_TOPIC,
+                       lambda rs: any(e["type"].endswith("referral.closed") for e in of(ours, values(rs))),
+                       timeout=60)
+    time.sleep(3)  # a few deadline scans: the other team's breached referral must not page
+    assert of(theirs, values(consume_all(fresh_broker.bootstrap, OUTCOMES_TOPIC, min_records=10**6, timeout=2))) == []
+    assert of(theirs, values(consume_all(fresh_broker.bootstrap, ALERTS_TOPIC, min_records=10**6, timeout=2))) == []
+    assert {line.get("outcome") for line in worker.log_lines() if line.get("referral") == theirs} == {"out-of-scope"}
+
+
+def test_no_patient_identifier_or_free_text_reaches_the_log(fresh_broker, start_worker, prefix):
+    records = [r for i, s in enumerate(("on-time", "breached", "rejected", "withdrawn"))
+               for r in pathway(f"{prefix}-{i}", ago(30), s, n=900 + i)]
+    worker = start_worker(fresh_broker.bootstrap)
+    send(fresh_broker.bootstrap, records)
+    worker.wait_for_log(lambda line: line.get("event") == "alert raised", timeout=60)
+    worker.wait_for_log(lambda line: line.get("referral") == f"{prefix}-0"
+                        and line.get("type") == "uk.nhs.pod.measure.recorded", timeout=60)
+    log = worker.log_text()
+    secrets = {r.value["data"]["patient"]["nhsNumber"] for r in records if "patient" in r.value["data"]}
+    secrets |= {"Sample", "Person900", "CT1 1AA", "1990-05-17", "Synthetic crisis referral",
+                "Routed to another service"}
+    assert [s for s in secrets if s in log] == []
