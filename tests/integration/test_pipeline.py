@@ -151,7 +151,9 @@ def test_referrals_for_teams_out_of_scope_produce_nothing(fresh_broker, start_wo
     time.sleep(3)  # a few deadline scans: the other team's breached referral must not page
     assert of(theirs, values(consume_all(fresh_broker.bootstrap, OUTCOMES_TOPIC, min_records=10**6, timeout=2))) == []
     assert of(theirs, values(consume_all(fresh_broker.bootstrap, ALERTS_TOPIC, min_records=10**6, timeout=2))) == []
-    assert {line.get("outcome") for line in worker.log_lines() if line.get("referral") == theirs} == {"out-of-scope"}
+    # A care event read before its referral waits ("pending") until the referral says whose it is.
+    verdicts = {line.get("outcome") for line in worker.log_lines() if line.get("referral") == theirs}
+    assert "out-of-scope" in verdicts and verdicts <= {"out-of-scope", "pending"}
 
 
 def test_no_patient_identifier_or_free_text_reaches_the_log(fresh_broker, start_worker, prefix):
