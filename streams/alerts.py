@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from .deadlines import AlertKind, Deadline, london
-from .ids import stable_id
 from .outcomes import cloud_event, utc
 
 ALERT_TYPES: dict[str, str] = {
@@ -17,10 +16,6 @@ ALERT_TYPES: dict[str, str] = {
     "breached": "sla.breached",
     "resolved": "sla.resolved",
 }
-
-
-def alert_id(referral_id: str, policy: str, kind: str) -> str:
-    return stable_id(ALERT_TYPES[kind], referral_id, policy)
 
 
 def alert_event(deadline: Deadline, kind: AlertKind, now: datetime) -> dict[str, Any]:

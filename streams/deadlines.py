@@ -73,17 +73,6 @@ def due_alerts(deadline: Deadline, raised: frozenset[str], now: datetime) -> lis
     return []
 
 
-def next_check_at(deadline: Deadline, raised: frozenset[str]) -> datetime | None:
-    """When the deadline next needs the clock (None: only a new event can change it)."""
-    if not deadline.is_open:
-        return None
-    if "at-risk" not in raised and "breached" not in raised:
-        return deadline.at_risk_from
-    if "breached" not in raised:
-        return deadline.due_at
-    return None
-
-
 def london(moment: datetime) -> str:
     return moment.astimezone(LONDON).isoformat()
 

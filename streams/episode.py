@@ -56,7 +56,6 @@ class Measure(_State):
     recorded_at: datetime
     respondent: str | None
     items: tuple[int, ...]
-    event_key: str
 
 
 class Episode(_State):
@@ -242,7 +241,6 @@ def _changes(ep: Episode, data: Any) -> dict[str, Any]:
             measure = Measure(
                 instrument=data.instrument, timepoint=data.timepoint,
                 recorded_at=data.recordedAt, respondent=data.respondent, items=data.items,
-                event_key=f"{data.instrument}:{data.timepoint}:{data.recordedAt.isoformat()}",
             )
             return {"measures": ep.measures + (measure,)}
         case AdmissionStarted():

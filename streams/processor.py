@@ -24,7 +24,6 @@ class Result:
     deadline_changed: bool = False
     fhir_messages: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
-    applied_types: tuple[str, ...] = ()
 
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,
@@ -38,7 +37,6 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
             episode=step.episode, verdict="replayed", deadline=deadline,
             fhir_messages=[build_message(transition.event, transition.after, deadline)],
             outcomes=outcome_events(transition, deadline),
-            applied_types=(transition.event.type,),
         )
     if step.verdict != "applied":
         return Result(step.episode, step.verdict)
@@ -57,5 +55,4 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
         deadline_changed=deadline != before,
         fhir_messages=messages,
         outcomes=outcomes,
-        applied_types=tuple(t.event.type for t in step.transitions),
     )
