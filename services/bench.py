@@ -32,7 +32,7 @@ from kafka.errors import KafkaError
 from fhir_mappings.resource_ids import bundle_id
 from streams.settings import FHIR_TOPIC, INPUT_TOPICS, Settings
 
-from .embedded_broker import BrokerStartError, EmbeddedBroker, log_tail
+from .embedded_broker import BrokerStartError, EmbeddedBroker, free_port, log_tail
 from .samples import stream
 from .topics import TopicLayoutError, ensure_topics
 
@@ -265,6 +265,8 @@ def _start_worker(bootstrap: str, group: str, embedded: bool, work_dir: Path) ->
         "PODLINK_DATA_DIR": str(work_dir / "data"),
         "PODLINK_SESSION_TIMEOUT_SECONDS": "6",
         "PODLINK_LOG_FORMAT": "json",
+        "PODLINK_WEB_PORT": str(free_port()),
+        "PODLINK_WEB_BIND": "127.0.0.1",
         "PYTHONPATH": os.pathsep.join(filter(None, (str(SOURCE_ROOT), os.environ.get("PYTHONPATH")))),
     }
     if embedded:

@@ -16,8 +16,10 @@ from streams.app import Worker
 from streams.settings import SPA_TOPIC, Settings
 
 from .embedded_broker import EmbeddedBroker
+from .logs import stdlib_config
 from .samples import SCENARIOS, Record, pathway
 from .topics import TopicLayoutError, ensure_topics
+from .web import add_endpoints
 
 log = structlog.get_logger("podlink")
 
@@ -34,10 +36,13 @@ def run_worker(settings: Settings) -> int:
               file=sys.stderr)
         return 2
     worker = Worker(settings.model_copy(update={"partitions": partitions}))
+    add_endpoints(worker)
     log.info("worker starting", bootstrap=settings.kafka_bootstrap, partitions=partitions,
              teams=sorted(settings.teams) if settings.teams else "all",
-             deadline_scan_seconds=settings.deadline_scan_seconds)
-    faust_worker = faust.Worker(worker.app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+             deadline_scan_seconds=settings.deadline_scan_seconds,
+             web=f"http://{settings.web_bind}:{settings.web_port}")
+    faust_worker = faust.Worker(worker.app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
+                                logging_config=stdlib_config(settings.log_format))
     # Faust's terminal spinner sets the root logger to DEBUG to spin on every record, so every
     # aiokafka and Faust debug call builds a log record: 4.6% of a worker's time (profiled).
     faust_worker.spinner = None

@@ -118,8 +118,10 @@ class _Builder:
                         "birthDate": "1990-05-17", "gender": "female", "postalCode": "CT1 1AA"},
             "reason": {"text": "Synthetic crisis referral"},
             "riskLevel": "medium", "cpaRequired": True,
-            "network": [{"personId": "NET-1", "relationship": "spouse_or_partner"},
-                        {"personId": "NET-2", "relationship": "parent"}],
+            # Ofcom's drama range: 07700 900000 to 900999 is never a real phone.
+            "network": [{"personId": "NET-1", "relationship": "spouse_or_partner",
+                         "name": f"Robin Partner{n}", "phone": f"07700 900{n % 1000:03d}"},
+                        {"personId": "NET-2", "relationship": "parent", "name": f"Sam Parent{n}"}],
         })
 
     def meeting_held(self, meeting_id: str, offset: timedelta) -> Record:

@@ -12,14 +12,16 @@ from typing import Any, Callable
 
 import faust
 import structlog
+from aiokafka.errors import IllegalStateError
 from faust.types import TP
 
 from .alert_ledger import AlertLedger
 from .alerts import alert_event
 from .catchup import CatchUp
 from .contract import Accepted, read_record
-from .deadlines import Deadline, due_alerts
+from .deadlines import Deadline, alert_due_at, due_alerts
 from .episode import Episode, Position
+from .metrics import UNREADABLE, Metrics, deadline_counts
 from .processor import process
 from .settings import (
     ALERTS_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, INPUT_TOPICS, OUTCOMES_TOPIC, Settings,
@@ -45,6 +47,7 @@ class Worker:
         self.policy = settings.policy()
         self.clock = clock
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
+        self.metrics = Metrics()
         self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC)
         self._ledger_started = False
         self.app = self._build_app()
@@ -64,7 +67,14 @@ class Worker:
             recovery_consistency_check=s.recovery_consistency_check,
             key_serializer="raw",
             value_serializer="raw",
-            web_enabled=False,
+            web_enabled=True,
+            web_port=s.web_port,
+            web_bind=s.web_bind,
+            # Faust's own pages would serve table values (patient data) and the cluster layout.
+            web_tables_enabled=False,
+            web_router_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
             autodiscover=False,
         )
         self.inputs = app.topic(*INPUT_TOPICS, key_type=bytes, value_type=bytes)
@@ -95,12 +105,14 @@ class Worker:
     def handle(self, message: Any) -> None:
         self._handle(message)
         self.catch_up.processed(TP(message.topic, message.partition), message.offset, time.monotonic())
+        self.metrics.processing_latency.observe(max(time.time() - message.timestamp, 0.0))
 
     def _handle(self, message: Any) -> None:
         where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         read = read_record(message.key, message.value)
         if not isinstance(read, Accepted):
             self._dead_letter(message, read.reason)
+            self.metrics.record(message.topic, UNREADABLE, "dead-letter")
             log.warning("record rejected", outcome="dead-letter", reason=read.reason, **where)
             return
         event = read.event
@@ -113,6 +125,7 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - one record must never stop the partition
             reason = f"podlink could not process the event ({type(exc).__name__})"
             self._dead_letter(message, reason)
+            self.metrics.record(message.topic, event.type, "dead-letter")
             log.error("record failed", outcome="dead-letter", reason=reason,
                       referral=event.referral_id, type=event.type, **where)
             return
@@ -124,6 +137,7 @@ class Worker:
             self.fhir.send_soon(key=key, value=_json(bundle))
         for outcome in result.outcomes:
             self.outcomes.send_soon(key=key, value=_json(outcome))
+        self.metrics.record(message.topic, event.type, result.verdict)
         log.info("record", outcome=result.verdict, referral=event.referral_id, type=event.type,
                  fhir_messages=len(result.fhir_messages),
                  outcome_events=[o["type"] for o in result.outcomes],
@@ -142,6 +156,39 @@ class Worker:
             ("podlink-source-offset", str(message.offset).encode()),
         ]
         self.dead_letters.send_soon(key=message.key, value=message.value, headers=headers)
+        self.metrics.dead_letter(reason)
+
+    # -- what the web endpoints report -------------------------------------------------------
+
+    def is_ready(self) -> bool:
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # on the concrete TableManager
+        return recovery.completed.is_set() and not recovery.in_recovery and not self.app.rebalancing
+
+    async def consumer_lags(self) -> dict[tuple[str, int], int]:
+        """Per assigned input partition: the broker's end offset as last fetched, less our position."""
+        consumer = self.app.consumer
+        committed = self._committed()
+        ends: dict[TP, int] = {}
+        positions: dict[TP, int | None] = {}
+        for tp in consumer.assignment():
+            if tp.topic not in INPUT_TOPICS:
+                continue
+            try:
+                end = consumer.highwater(tp)
+            except IllegalStateError:  # revoked since assignment() answered
+                continue
+            if end is not None:
+                ends[tp] = end
+                positions[tp] = self.catch_up.position(tp, committed.get(tp))
+        # Never read nor committed: the group starts such a partition at its earliest offset.
+        unread = [tp for tp, position in positions.items() if position is None]
+        earliest = await consumer.earliest_offsets(*unread) if unread else {}
+        lags = {}
+        for tp, end in ends.items():
+            position = positions[tp]
+            start = earliest.get(tp, 0) if position is None else position
+            lags[(tp.topic, tp.partition)] = max(end - start, 0)
+        return lags
 
     # -- the timer: wall-clock alerts, only once caught up -------------------------------------
 
@@ -157,7 +204,9 @@ class Worker:
             return
         await self._start_ledger()
         now = self.clock()
-        due = [(entry, kinds) for entry in self._deadline_entries()
+        entries = self._deadline_entries()
+        self.metrics.deadlines(deadline_counts((deadline for _, deadline in entries), now))
+        due = [(entry, kinds) for entry in entries
                if (kinds := due_alerts(entry[1], self.ledger.raised(entry[1].referral_id), now))]
         if not due:
             return
@@ -212,6 +261,7 @@ class Worker:
                 ALERTS_TOPIC, key, _json(alert), partition=None, timestamp=None, headers=None
             )
             self.ledger.record(deadline.referral_id, kind)
+            self.metrics.alert(kind, (self.clock() - alert_due_at(deadline, kind)).total_seconds())
             log.warning("alert raised", alert=alert["type"], alert_id=alert["id"],
                         referral=deadline.referral_id, deadline=alert["data"]["deadline"],
                         deadline_local=alert["data"]["deadlineLocal"])

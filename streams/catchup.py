@@ -36,10 +36,15 @@ class CatchUp:
         # After a rebalance another worker may have moved the partition on.
         self.progress.pop(tp, None)
 
+    def position(self, tp: Hashable, committed: int | None) -> int | None:
+        """The next offset to process: after the last one processed, else the group's commit."""
+        state = self.progress.get(tp)
+        return state.processed_next if state and state.processed_next is not None else committed
+
     def caught_up(self, tp: Hashable, end_offset: int, committed: int | None, now: float) -> bool:
         """Whether every record before `end_offset` (the broker's answer just now) was processed."""
         state = self.progress.setdefault(tp, PartitionProgress())
-        position = state.processed_next if state.processed_next is not None else committed
+        position = self.position(tp, committed)
         if position is None:
             return end_offset == 0
         if position > end_offset:

@@ -73,6 +73,15 @@ def due_alerts(deadline: Deadline, raised: frozenset[str], now: datetime) -> lis
     return []
 
 
+def alert_due_at(deadline: Deadline, kind: AlertKind) -> datetime:
+    """When an alert of `kind` became due: what its latency is measured from."""
+    if kind == "at-risk":
+        return deadline.at_risk_from
+    if kind == "breached":
+        return deadline.due_at
+    return deadline.met_at or deadline.closed_at or deadline.due_at
+
+
 def london(moment: datetime) -> str:
     return moment.astimezone(LONDON).isoformat()
 

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     recovery_consistency_check: bool = Field(
         default=True, description="check table offsets against the broker's on recovery (off for Tansu)"
     )
+    web_port: int = Field(
+        default=6066, ge=1024, le=65535, description="port of /healthz, /readyz and /metrics"
+    )
+    web_bind: str = Field(default="0.0.0.0", description="address the web endpoints listen on")
     log_format: Literal["json", "console", "auto"] = Field(
         default="auto", description="log lines as JSON, or readable on a terminal (auto: console on a TTY)"
     )

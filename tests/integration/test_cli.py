@@ -39,7 +39,8 @@ def test_a_bad_setting_is_refused_before_anything_starts():
 
 def test_podlink_run_shows_the_sample_stream_working_until_ctrl_c(tmp_path):
     log = (tmp_path / "run.log").open("w+")
-    env = {**os.environ, "PODLINK_LOG_FORMAT": "json", "PODLINK_DEADLINE_SCAN_SECONDS": "1"}
+    env = {**os.environ, "PODLINK_LOG_FORMAT": "json", "PODLINK_DEADLINE_SCAN_SECONDS": "1",
+           "PODLINK_WEB_PORT": str(free_port()), "PODLINK_WEB_BIND": "127.0.0.1"}
     proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], cwd=REPO, env=env,
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     try:

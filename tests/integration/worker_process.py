@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.embedded_broker import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -22,6 +24,11 @@ class WorkerProcess:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    web_port: int = field(default_factory=free_port)
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     @property
     def log_path(self) -> Path:
@@ -38,6 +45,8 @@ class WorkerProcess:
             "PODLINK_DEADLINE_SCAN_SECONDS": "1",
             "PODLINK_PARTITIONS": "3",
             "PODLINK_LOG_FORMAT": "json",
+            "PODLINK_WEB_PORT": str(self.web_port),
+            "PODLINK_WEB_BIND": "127.0.0.1",
             "PYTHONPATH": str(REPO),
             **self.env,
         })
