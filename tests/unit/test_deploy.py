@@ -242,6 +242,7 @@ def test_compose_runs_two_workers_of_one_group_each_with_its_own_tables() -> Non
     workers = _compose_workers()
     assert len(workers) == 2
     kafka = _compose()["services"]["kafka"]["environment"]
+    advertised = dict(listener.split("://") for listener in kafka["KAFKA_ADVERTISED_LISTENERS"].split(","))
     image_data_dir = _dockerfile().envs["PODLINK_DATA_DIR"]
     volumes, host_ports, groups = set(), set(), set()
     for svc in workers.values():
@@ -249,8 +250,13 @@ def test_compose_runs_two_workers_of_one_group_each_with_its_own_tables() -> Non
         groups.add(env["PODLINK_GROUP_ID"])
         assert svc["depends_on"]["kafka"]["condition"] == "service_healthy"
         assert env["PODLINK_DATA_DIR"] == image_data_dir
-        # The workers must reach Kafka through a listener it advertises to them.
-        assert f"//{env['PODLINK_KAFKA_BOOTSTRAP']}" in kafka["KAFKA_ADVERTISED_LISTENERS"]
+        # Through a listener Kafka advertises under its name on the Compose network, so that
+        # the addresses in metadata responses resolve inside the worker's container too.
+        (listener,) = [name for name, address in advertised.items()
+                       if address == env["PODLINK_KAFKA_BOOTSTRAP"]]
+        kafka_host, kafka_port = advertised[listener].rsplit(":", 1)
+        assert kafka_host == "kafka"
+        assert f"{listener}://:{kafka_port}" in kafka["KAFKA_LISTENERS"].split(",")
         assert int(env["PODLINK_REPLICATION_FACTOR"]) == 1, "one broker holds one replica"
         (volume,) = [v for v in svc["volumes"] if v.endswith(f":{image_data_dir}")]
         volumes.add(volume.split(":")[0])
