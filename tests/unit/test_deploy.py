@@ -41,7 +41,6 @@ KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 # Agreed setting names that other branches add to `Settings` (the web server; Kafka security).
 # Delete each from here once `Settings` has it: the test then checks it against `Settings`.
 PENDING_SETTINGS = {
-    "PODLINK_WEB_PORT", "PODLINK_WEB_BIND",
     "PODLINK_KAFKA_SECURITY_PROTOCOL", "PODLINK_KAFKA_SASL_MECHANISM",
     "PODLINK_KAFKA_SASL_USERNAME", "PODLINK_KAFKA_SASL_PASSWORD",
     "PODLINK_KAFKA_SSL_CA_FILE", "PODLINK_KAFKA_SSL_CERT_FILE", "PODLINK_KAFKA_SSL_KEY_FILE",
