@@ -20,6 +20,7 @@ from .catchup import CatchUp
 from .contract import Accepted, read_record
 from .deadlines import Deadline, due_alerts
 from .episode import Episode, Position
+from .kafka_security import client_options, faust_credentials
 from .processor import process
 from .settings import (
     ALERTS_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, INPUT_TOPICS, OUTCOMES_TOPIC, Settings,
@@ -45,7 +46,7 @@ class Worker:
         self.policy = settings.policy()
         self.clock = clock
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
-        self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC)
+        self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, client_options(settings))
         self._ledger_started = False
         self.app = self._build_app()
 
@@ -54,6 +55,7 @@ class Worker:
         app = faust.App(
             s.group_id,
             broker=[f"kafka://{host}" for host in s.kafka_bootstrap.split(",")],
+            broker_credentials=faust_credentials(s),
             store="rocksdb://" if s.store == "rocksdb" else "memory://",
             datadir=str(s.data_dir),
             topic_partitions=s.partitions,
