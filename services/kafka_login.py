@@ -17,7 +17,7 @@ from aiokafka.errors import (
 from aiokafka.protocol.metadata import MetadataRequest
 
 from streams.kafka_security import KafkaSecurityError, client_options
-from streams.settings import SASL_PROTOCOLS, Settings
+from streams.settings import SASL_PROTOCOLS, TLS_PROTOCOLS, Settings
 
 
 class KafkaLoginError(KafkaSecurityError):
@@ -53,27 +53,26 @@ async def _check(s: Settings, options: dict[str, Any], timeout: float) -> None:
             return
         except (SaslAuthenticationFailed, UnsupportedSaslMechanismError, ssl.SSLError,
                 KafkaConnectionError) as exc:
-            raise KafkaLoginError(f"Kafka at {address} refused the connection: {_why(s, exc)}") from None
+            raise KafkaLoginError(f"cannot connect to Kafka at {address}: {_why(s, exc)}") from None
         except (OSError, asyncio.TimeoutError, KafkaError):
             continue  # unreachable: the next server may answer
 
 
 def _why(s: Settings, exc: BaseException) -> str:
-    protocol = s.kafka_security_protocol
+    protocol, mechanism = s.kafka_security_protocol, s.kafka_sasl_mechanism
     if isinstance(exc, SaslAuthenticationFailed):
-        return (f"SASL {s.kafka_sasl_mechanism} login of user {s.kafka_sasl_username!r} failed "
+        return (f"the broker refused the SASL {mechanism} login of user {s.kafka_sasl_username!r} "
                 f"({exc}); check PODLINK_KAFKA_SASL_USERNAME, PODLINK_KAFKA_SASL_PASSWORD "
                 "and PODLINK_KAFKA_SASL_MECHANISM")
     if isinstance(exc, UnsupportedSaslMechanismError):
-        return f"{exc}; check PODLINK_KAFKA_SASL_MECHANISM"
+        return f"the broker does not offer SASL {mechanism} ({exc}); check PODLINK_KAFKA_SASL_MECHANISM"
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (f"its certificate is not trusted ({exc.verify_message}); check "
+        return (f"the broker's certificate is not trusted ({exc.verify_message}); check "
                 "PODLINK_KAFKA_SSL_CA_FILE")
     if isinstance(exc, ssl.SSLError):
         return f"TLS failed ({exc.reason}); check that the listener speaks {protocol}"
-    client_cert = ("" if s.kafka_ssl_cert_file else
-                   ", and whether the listener requires a client certificate (PODLINK_KAFKA_SSL_CERT_FILE)")
-    mechanism = (f", and whether it offers SASL {s.kafka_sasl_mechanism}"
-                 if protocol in SASL_PROTOCOLS else "")
-    return (f"it closed the connection ({exc}); check that the listener speaks "
-            f"PODLINK_KAFKA_SECURITY_PROTOCOL={protocol}{mechanism}{client_cert}")
+    client_cert = (", and whether the listener requires a client certificate (PODLINK_KAFKA_SSL_CERT_FILE)"
+                   if protocol in TLS_PROTOCOLS and s.kafka_ssl_cert_file is None else "")
+    offers = f", and whether it offers SASL {mechanism}" if protocol in SASL_PROTOCOLS else ""
+    return (f"the broker closed the connection ({exc}); check that the listener speaks "
+            f"PODLINK_KAFKA_SECURITY_PROTOCOL={protocol}{offers}{client_cert}")

@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     kafka_ssl_cert_file: Path | None = Field(
         default=None, description="PEM client certificate, for brokers that require one (with the key)"
     )
-    kafka_ssl_key_file: Path | None = Field(default=None, description="PEM private key of the client certificate")
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate"
+    )
     kafka_ssl_key_password: SecretStr | None = Field(
         default=None, description="password of an encrypted private key (secret)"
     )
@@ -139,7 +141,8 @@ def kafka_security_problems(s: Settings) -> list[str]:
                      for name, value in tls.items() if value is not None]
         return problems
     if (s.kafka_ssl_cert_file is None) != (s.kafka_ssl_key_file is None):
-        problems.append("PODLINK_KAFKA_SSL_CERT_FILE and PODLINK_KAFKA_SSL_KEY_FILE go together: set both or neither")
+        problems.append(
+            "PODLINK_KAFKA_SSL_CERT_FILE and PODLINK_KAFKA_SSL_KEY_FILE go together: set both or neither")
     if s.kafka_ssl_key_password is not None and s.kafka_ssl_key_file is None:
         problems.append("PODLINK_KAFKA_SSL_KEY_PASSWORD is set without PODLINK_KAFKA_SSL_KEY_FILE")
     for name in ("kafka_ssl_ca_file", "kafka_ssl_cert_file", "kafka_ssl_key_file"):
@@ -155,7 +158,9 @@ def _given(value: str | SecretStr | None) -> bool:
     return bool(value)
 
 
-SECRET_FIELDS = frozenset(name for name, field in Settings.model_fields.items() if field.annotation == SecretStr | None)
+SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if field.annotation == SecretStr | None
+)
 
 
 def describe_invalid(error: ValidationError) -> str:

@@ -57,7 +57,8 @@ def _certificate(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Name | None,
 def _write_key(path: Path, key: rsa.RSAPrivateKey, password: str | None) -> Path:
     encryption = (serialization.BestAvailableEncryption(password.encode()) if password
                   else serialization.NoEncryption())
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       encryption))
     return path
 
 
@@ -71,8 +72,10 @@ def write_tls_files(directory: Path, *, client_key_password: str | None = None) 
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, broker_key, client_key = _key(), _key(), _key()
     ca = _certificate("podlink test CA", ca_key, None, None, ca=True)
-    broker = _certificate("127.0.0.1", broker_key, ca.subject, ca_key, usage=ExtendedKeyUsageOID.SERVER_AUTH)
-    client = _certificate("podlink-worker", client_key, ca.subject, ca_key, usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+    broker = _certificate("127.0.0.1", broker_key, ca.subject, ca_key,
+                          usage=ExtendedKeyUsageOID.SERVER_AUTH)
+    client = _certificate("podlink-worker", client_key, ca.subject, ca_key,
+                          usage=ExtendedKeyUsageOID.CLIENT_AUTH)
     return TlsFiles(
         ca=_write_cert(directory / "ca.pem", ca),
         broker_cert=_write_cert(directory / "broker.pem", broker),

@@ -73,15 +73,15 @@ def test_an_unknown_protocol_or_mechanism_is_refused_by_name():
 
 def test_sasl_settings_without_a_sasl_protocol_are_refused_not_ignored():
     message = refusal(kafka_sasl_username="podlink", kafka_sasl_password=PASSWORD)
-    assert "PODLINK_KAFKA_SASL_USERNAME is set but PODLINK_KAFKA_SECURITY_PROTOCOL=PLAINTEXT does not use SASL" \
-        in message
+    assert ("PODLINK_KAFKA_SASL_USERNAME is set but PODLINK_KAFKA_SECURITY_PROTOCOL=PLAINTEXT "
+            "does not use SASL") in message
     assert "PODLINK_KAFKA_SASL_PASSWORD is set" in message and PASSWORD not in message
 
 
 def test_tls_files_without_a_tls_protocol_are_refused(tls):
     message = refusal(**{**SCRAM, "kafka_security_protocol": "SASL_PLAINTEXT", "kafka_ssl_ca_file": tls.ca})
-    assert "PODLINK_KAFKA_SSL_CA_FILE is set but PODLINK_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT does not use TLS" \
-        in message
+    assert ("PODLINK_KAFKA_SSL_CA_FILE is set but PODLINK_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT "
+            "does not use TLS") in message
 
 
 def test_certificate_and_key_go_together(tls):
@@ -195,7 +195,8 @@ def test_a_certificate_that_does_not_match_the_key_is_refused(tls):
 
 
 def test_help_lists_the_security_settings_and_never_a_secret():
-    env = {**os.environ, "PODLINK_KAFKA_SASL_PASSWORD": PASSWORD, "PODLINK_KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD}
+    env = {**os.environ, "PODLINK_KAFKA_SASL_PASSWORD": PASSWORD,
+           "PODLINK_KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD}
     out = subprocess.run([sys.executable, "-m", "services.cli", "--help"], cwd=REPO, env=env,
                          capture_output=True, text=True, check=True).stdout
     for name in ("SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD", "SSL_CA_FILE",
@@ -205,7 +206,8 @@ def test_help_lists_the_security_settings_and_never_a_secret():
 
 
 def test_an_invalid_security_setting_stops_the_cli_without_showing_the_password():
-    env = {**os.environ, "PODLINK_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "PODLINK_KAFKA_SASL_PASSWORD": PASSWORD}
+    env = {**os.environ, "PODLINK_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+           "PODLINK_KAFKA_SASL_PASSWORD": PASSWORD}
     result = subprocess.run([sys.executable, "-m", "services.cli", "worker"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
