@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
@@ -116,15 +118,61 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
+SECURED_PROTOCOLS = ("SASL_PLAINTEXT", "SASL_SSL", "SSL")
+SCRAM = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class SecuredListeners:
+    """Client listeners that demand credentials, served beside the plain one.
+
+    One listener per protocol in SECURED_PROTOCOLS, each named after its protocol: SASL ones
+    take PLAIN and SCRAM-SHA-512 logins of `users`; SSL requires a client certificate signed
+    by `ca_file`. The controller and inter-broker listener stay PLAINTEXT.
+    """
+
+    ca_file: Path  # PEM: trusted for client certificates
+    cert_file: Path  # PEM: the broker's certificate chain, valid for 127.0.0.1
+    key_file: Path  # PEM: its private key, unencrypted PKCS#8
+    users: Mapping[str, str]  # SASL user name -> password (no quotes or backslashes)
+
+
+def _secured_properties(secured: SecuredListeners, keystore: Path) -> dict[str, str]:
+    plain_users = " ".join(f'user_{name}="{password}"' for name, password in secured.users.items())
+    props = {
+        "sasl.enabled.mechanisms": f"PLAIN,{SCRAM}",
+        # PEM stores need no keytool; the keystore file holds the key and then the chain.
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(secured.ca_file),
+        "listener.name.ssl.ssl.client.auth": "required",
+    }
+    for listener in ("sasl_plaintext", "sasl_ssl"):
+        props[f"listener.name.{listener}.plain.sasl.jaas.config"] = (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};")
+        # SCRAM users live in the cluster metadata (added at format time); the module only
+        # has to be named.
+        props[f"listener.name.{listener}.{SCRAM.lower()}.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+    return props
+
+
+def _server_properties(
+    port: int, controller_port: int, data_dir: Path,
+    secured_ports: Mapping[str, int] | None = None, secured: dict[str, str] | None = None,
+) -> str:
+    clients = {"PLAINTEXT": port, **(secured_ports or {})}
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{HOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
+        "listeners": ",".join(f"{name}://{HOST}:{p}" for name, p in
+                              {**clients, "CONTROLLER": controller_port}.items()),
+        "advertised.listeners": ",".join(f"{name}://{HOST}:{p}" for name, p in clients.items()),
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(f"{name}:{name}" for name in clients)
+        + ",CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(data_dir),
         "num.partitions": "1",
@@ -138,6 +186,7 @@ def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
         "transaction.state.log.num.partitions": "1",
         # Otherwise every first join of a consumer group waits 3 s for more members.
         "group.initial.rebalance.delay.ms": "0",
+        **(secured or {}),
     }
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -160,6 +209,7 @@ class ApacheKafkaBroker(BrokerProcess):
 
     Use as a context manager, or call `start()` and `stop()`. `stop()` deletes the temp dir;
     when start-up fails the dir is kept so the log named in the error can be read.
+    With `secured`, `bootstraps` maps each of SECURED_PROTOCOLS (and PLAINTEXT) to its address.
     """
 
     def __init__(
@@ -168,15 +218,18 @@ class ApacheKafkaBroker(BrokerProcess):
         jars_dir: Path | None = None,
         startup_timeout: float = 60.0,
         stop_timeout: float = 15.0,
+        secured: SecuredListeners | None = None,
     ) -> None:
         self._jars_dir = jars_dir
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
-        self.port = free_port()
-        self.controller_port = free_port()
-        while self.controller_port == self.port:
-            self.controller_port = free_port()
+        self._secured = secured
+        self.port, self.controller_port, *secured_ports = _distinct_free_ports(
+            2 + (len(SECURED_PROTOCOLS) if secured else 0))
+        self._secured_ports = dict(zip(SECURED_PROTOCOLS, secured_ports))
         self.bootstrap = f"{HOST}:{self.port}"
+        self.bootstraps = {"PLAINTEXT": self.bootstrap,
+                           **{name: f"{HOST}:{p}" for name, p in self._secured_ports.items()}}
         self._tmp_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -187,13 +240,19 @@ class ApacheKafkaBroker(BrokerProcess):
         jars = self._jars_dir if self._jars_dir is not None else resolve_kafka_jars()
         classpath = f"{jars}{os.sep}*"
         java = _java()
-        ensure_port_free(self.port)
-        ensure_port_free(self.controller_port)
+        for port in (self.port, self.controller_port, *self._secured_ports.values()):
+            ensure_port_free(port)
 
         self._tmp_dir = tmp = Path(tempfile.mkdtemp(prefix="podlink-kafka-"))
         self.log_path = tmp / "broker.log"
         server_props = tmp / "server.properties"
-        server_props.write_text(_server_properties(self.port, self.controller_port, tmp / "data"))
+        secured = None
+        if self._secured is not None:
+            keystore = tmp / "broker-keystore.pem"
+            keystore.write_text(self._secured.key_file.read_text() + self._secured.cert_file.read_text())
+            secured = _secured_properties(self._secured, keystore)
+        server_props.write_text(_server_properties(self.port, self.controller_port, tmp / "data",
+                                                   self._secured_ports, secured))
         log4j_props = tmp / "log4j.properties"
         log4j_props.write_text(_log4j_properties(self.log_path))
         jvm = [java, *JVM_OPTS, f"-Dlog4j.configuration=file:{log4j_props}", "-cp", classpath]
@@ -213,9 +272,12 @@ class ApacheKafkaBroker(BrokerProcess):
 
     def _format_storage(self, jvm: list[str], server_props: Path) -> None:
         assert self.log_path is not None
+        scram = [arg for name, password in (self._secured.users.items() if self._secured else ())
+                 for arg in ("--add-scram", f"{SCRAM}=[name={name},password={password}]")]
         with self.log_path.open("ab") as log:
             result = subprocess.run(
-                [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(server_props)],
+                [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(server_props),
+                 *scram],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -227,6 +289,13 @@ class ApacheKafkaBroker(BrokerProcess):
                 f"last lines of {self.log_path}:\n{log_tail(self.log_path)}"
             )
 
+
+def _distinct_free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports
 
 
 def main(argv: list[str] | None = None) -> int:

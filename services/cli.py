@@ -6,7 +6,7 @@ import sys
 
 from pydantic import ValidationError
 
-from streams.settings import Settings
+from streams.settings import Settings, describe_invalid
 
 from . import logs
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"podlink: invalid setting: {exc}", file=sys.stderr)
+        print(f"podlink: invalid setting: {describe_invalid(exc)}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format)
     if args.command == "worker":

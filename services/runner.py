@@ -13,9 +13,11 @@ import structlog
 from kafka import KafkaProducer
 
 from streams.app import Worker
-from streams.settings import SPA_TOPIC, Settings
+from streams.kafka_security import KafkaSecurityError, client_options
+from streams.settings import KAFKA_SECURITY_FIELDS, SPA_TOPIC, Settings
 
 from .embedded_broker import EmbeddedBroker
+from .kafka_login import check_login
 from .logs import stdlib_config
 from .samples import SCENARIOS, Record, pathway
 from .topics import TopicLayoutError, ensure_topics
@@ -26,9 +28,10 @@ log = structlog.get_logger("podlink")
 
 def run_worker(settings: Settings) -> int:
     try:
+        check_login(settings)
         partitions = ensure_topics(settings.kafka_bootstrap, settings.partitions,
-                                   settings.replication_factor)
-    except TopicLayoutError as exc:
+                                   settings.replication_factor, client_options(settings))
+    except (TopicLayoutError, KafkaSecurityError) as exc:
         print(f"podlink: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - say what failed, not a traceback, to operators
@@ -64,6 +67,8 @@ def run_embedded(settings: Settings, sample_interval: float) -> int:
             # offsets, which Faust's recovery check would take for a corrupt store.
             "session_timeout_seconds": 6.0,
             "recovery_consistency_check": False,
+            # The embedded broker is plain, whatever the production brokers need.
+            **{name: Settings.model_fields[name].default for name in KAFKA_SECURITY_FIELDS},
         })
         stop = threading.Event()
         feeder = threading.Thread(target=_feed_samples, args=(broker.bootstrap, sample_interval, stop),

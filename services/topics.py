@@ -1,6 +1,9 @@
 """Creating the topics podlink reads and writes, when they are missing."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -11,13 +14,16 @@ class TopicLayoutError(RuntimeError):
     """The existing topics cannot be used as they are (and podlink will not alter them)."""
 
 
-def ensure_topics(bootstrap: str, partitions: int, replication_factor: int = 1) -> int:
+def ensure_topics(bootstrap: str, partitions: int, replication_factor: int = 1,
+                  client_options: Mapping[str, Any] | None = None) -> int:
     """Create missing topics; return the partition count of the input topics.
 
     Both input topics must have the same count: the referral id keys both, and only equal
     counts put all of one referral's events in the same partition number of each.
+    `client_options` are kafka-python's security arguments (`kafka_security.client_options`).
     """
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-admin",
+                             **(client_options or {}))
     try:
         wanted = INPUT_TOPICS + OUTPUT_TOPICS
         existing = set(admin.list_topics())

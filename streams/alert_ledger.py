@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -19,9 +21,10 @@ _KIND_BY_TYPE = {PREFIX + t: kind for kind, t in ALERT_TYPES.items()}
 
 
 class AlertLedger:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, client_options: Mapping[str, Any] | None = None) -> None:
         self._topic = topic
         self._bootstrap = bootstrap
+        self._client_options = dict(client_options or {})
         self._raised: dict[str, set[str]] = defaultdict(set)
         self._reader: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer
@@ -31,7 +34,7 @@ class AlertLedger:
         # Without a group, subscribe() assigns every partition, and follows new ones.
         self._consumer = AIOKafkaConsumer(
             self._topic, bootstrap_servers=self._bootstrap, enable_auto_commit=False,
-            group_id=None, auto_offset_reset="earliest",
+            group_id=None, auto_offset_reset="earliest", **self._client_options,
         )
         await self._consumer.start()
         self._reader = asyncio.create_task(self._read())

@@ -21,6 +21,7 @@ from .catchup import CatchUp
 from .contract import Accepted, read_record
 from .deadlines import Deadline, alert_due_at, due_alerts
 from .episode import Episode, Position
+from .kafka_security import client_options, faust_credentials
 from .metrics import UNREADABLE, Metrics, deadline_counts
 from .processor import process
 from .settings import (
@@ -48,7 +49,7 @@ class Worker:
         self.clock = clock
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
         self.metrics = Metrics()
-        self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC)
+        self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, client_options(settings))
         self._ledger_started = False
         self.app = self._build_app()
 
@@ -57,6 +58,7 @@ class Worker:
         app = faust.App(
             s.group_id,
             broker=[f"kafka://{host}" for host in s.kafka_bootstrap.split(",")],
+            broker_credentials=faust_credentials(s),
             store="rocksdb://" if s.store == "rocksdb" else "memory://",
             datadir=str(s.data_dir),
             topic_partitions=s.partitions,

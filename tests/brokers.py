@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -32,6 +32,8 @@ EXTERNAL_ENV = "PODLINK_KAFKA_BOOTSTRAP"
 NO_DOCKER_KIND = "kafka (testcontainers unavailable: no Docker engine)"
 
 Headers = Sequence[tuple[str, bytes]]
+# kafka-python's security arguments, as `streams.kafka_security.client_options` makes them.
+ClientOptions = Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,11 @@ def _external() -> BrokerEndpoint:
     return BrokerEndpoint("external", bootstrap)
 
 
-def create_topics(bootstrap: str, names: Sequence[str], partitions: int = 1) -> None:
+def create_topics(
+    bootstrap: str, names: Sequence[str], partitions: int = 1, *, client_options: ClientOptions = None
+) -> None:
     """Create topics (existing ones are left as they are) and wait until they have leaders."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     try:
         result = admin.create_topics(
             {name: {"num_partitions": partitions} for name in names}, raise_errors=False
@@ -157,9 +161,10 @@ def produce(
     headers: Headers | None = None,
     *,
     timeout: float = 30.0,
+    client_options: ClientOptions = None,
 ) -> None:
     """Send (key, value) records, each with `headers`, and wait until all are acknowledged."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **(client_options or {}))
     try:
         futures = [
             producer.send(topic, key=key, value=value, headers=list(headers or []))
@@ -172,9 +177,12 @@ def produce(
         producer.close()
 
 
-def _records(bootstrap: str, topic: str, deadline: float) -> Iterator[ConsumerRecord]:
+def _records(
+    bootstrap: str, topic: str, deadline: float, client_options: ClientOptions
+) -> Iterator[ConsumerRecord]:
     """Every record of `topic` from the beginning, as it arrives, until `deadline`."""
     consumer = KafkaConsumer(
+        **(client_options or {}),
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
@@ -201,7 +209,7 @@ def _records(bootstrap: str, topic: str, deadline: float) -> Iterator[ConsumerRe
 
 
 def consume_all(
-    bootstrap: str, topic: str, *, min_records: int, timeout: float
+    bootstrap: str, topic: str, *, min_records: int, timeout: float, client_options: ClientOptions = None
 ) -> list[ConsumerRecord]:
     """Records of `topic` from the beginning, once at least `min_records` have arrived.
 
@@ -211,7 +219,7 @@ def consume_all(
     found: list[ConsumerRecord] = []
     if min_records <= 0:
         return found
-    for record in _records(bootstrap, topic, time.monotonic() + timeout):
+    for record in _records(bootstrap, topic, time.monotonic() + timeout, client_options):
         found.append(record)
         if len(found) >= min_records:
             break
@@ -223,13 +231,15 @@ def consume_until(
     topic: str,
     predicate: Callable[[ConsumerRecord], bool],
     timeout: float,
+    *,
+    client_options: ClientOptions = None,
 ) -> ConsumerRecord:
     """The first record of `topic` (from the beginning) matching `predicate`.
 
     Raises TimeoutError, naming how many records did not match, if none arrives in time.
     """
     seen = 0
-    for record in _records(bootstrap, topic, time.monotonic() + timeout):
+    for record in _records(bootstrap, topic, time.monotonic() + timeout, client_options):
         if predicate(record):
             return record
         seen += 1
@@ -241,10 +251,12 @@ def consume_until_done(
     topic: str,
     done: Callable[[list[ConsumerRecord]], bool],
     timeout: float,
+    *,
+    client_options: ClientOptions = None,
 ) -> list[ConsumerRecord]:
     """Records of `topic` from the beginning until `done(records so far)`; raises on timeout."""
     found: list[ConsumerRecord] = []
-    for record in _records(bootstrap, topic, time.monotonic() + timeout):
+    for record in _records(bootstrap, topic, time.monotonic() + timeout, client_options):
         found.append(record)
         if done(found):
             return found

@@ -38,14 +38,6 @@ PLACEHOLDER = "REPLACE-ME"
 # The oldest Kubernetes minor still commonly run, and the newest the schemas bundle.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 
-# Agreed setting names that other branches add to `Settings` (the web server; Kafka security).
-# Delete each from here once `Settings` has it: the test then checks it against `Settings`.
-PENDING_SETTINGS = {
-    "PODLINK_KAFKA_SECURITY_PROTOCOL", "PODLINK_KAFKA_SASL_MECHANISM",
-    "PODLINK_KAFKA_SASL_USERNAME", "PODLINK_KAFKA_SASL_PASSWORD",
-    "PODLINK_KAFKA_SSL_CA_FILE", "PODLINK_KAFKA_SSL_CERT_FILE", "PODLINK_KAFKA_SSL_KEY_FILE",
-    "PODLINK_KAFKA_SSL_KEY_PASSWORD",
-}
 SECRET_SETTINGS = {"PODLINK_KAFKA_SASL_USERNAME", "PODLINK_KAFKA_SASL_PASSWORD",
                    "PODLINK_KAFKA_SSL_KEY_PASSWORD"}
 
@@ -357,7 +349,7 @@ def test_compose_and_kubernetes_use_the_image_of_this_version() -> None:
 
 def test_every_podlink_variable_named_in_deploy_is_a_setting() -> None:
     """Including comments and the README: a misspelt setting is silently ignored by podlink."""
-    known = {f"PODLINK_{name.upper()}" for name in Settings.model_fields} | PENDING_SETTINGS
+    known = {f"PODLINK_{name.upper()}" for name in Settings.model_fields}
     named = {}
     for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file()):
         for variable in re.findall(r"\bPODLINK_[A-Z0-9_]+", path.read_text()):
