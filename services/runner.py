@@ -21,17 +21,18 @@ from .kafka_login import check_login
 from .logs import stdlib_config
 from .samples import SCENARIOS, Record, pathway
 from .topics import TopicLayoutError, ensure_topics
-from .web import add_endpoints
+from .web import WebPortError, add_endpoints, check_port
 
 log = structlog.get_logger("podlink")
 
 
 def run_worker(settings: Settings) -> int:
     try:
+        check_port(settings.web_bind, settings.web_port)
         check_login(settings)
         partitions = ensure_topics(settings.kafka_bootstrap, settings.partitions,
                                    settings.replication_factor, client_options(settings))
-    except (TopicLayoutError, KafkaSecurityError) as exc:
+    except (TopicLayoutError, KafkaSecurityError, WebPortError) as exc:
         print(f"podlink: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - say what failed, not a traceback, to operators

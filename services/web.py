@@ -5,10 +5,26 @@ worker that is alive but still recovering (healthy, not ready) from one that is 
 """
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from streams.app import Worker
 from streams.metrics import CONTENT_TYPE
+
+
+class WebPortError(RuntimeError):
+    pass
+
+
+def check_port(bind: str, port: int) -> None:
+    """Fail before Kafka is touched, and in a sentence, if the endpoints' port is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in bind else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((bind, port))
+        except OSError as exc:
+            raise WebPortError(f"cannot serve /healthz, /readyz and /metrics on {bind}:{port} "
+                               f"({exc.strerror}); set PODLINK_WEB_PORT or PODLINK_WEB_BIND") from exc
 
 
 def add_endpoints(worker: Worker) -> None:

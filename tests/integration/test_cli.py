@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +31,16 @@ def test_a_worker_that_cannot_reach_kafka_says_so_and_exits():
     result = podlink("worker", env={"PODLINK_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}, timeout=120)
     assert result.returncode == 2
     assert "cannot reach Kafka" in result.stderr
+
+
+def test_a_worker_whose_web_port_is_taken_says_so_and_exits():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = podlink("worker", env={"PODLINK_WEB_BIND": "127.0.0.1", "PODLINK_WEB_PORT": str(port)})
+    assert result.returncode == 2
+    assert f"cannot serve /healthz, /readyz and /metrics on 127.0.0.1:{port}" in result.stderr
 
 
 def test_a_bad_setting_is_refused_before_anything_starts():
