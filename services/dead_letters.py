@@ -124,6 +124,8 @@ def read_dead_letters(settings: Settings, since: datetime | None, keep_values: b
         consumer.assign(tps)
         _seek_start(consumer, tps, since)
         ends = consumer.end_offsets(tps)
+        # Filtered here as well: Tansu answers a time after the last record with an offset.
+        since_ms = int(since.timestamp() * 1000) if since else None
         letters: list[DeadLetter] = []
         while True:
             batches = consumer.poll(timeout_ms=int(quiet_seconds * 1000))
@@ -131,7 +133,7 @@ def read_dead_letters(settings: Settings, since: datetime | None, keep_values: b
                 letters.extend(
                     dead_letter(r.timestamp, r.partition, r.offset, r.headers, r.key,
                                 r.value if keep_values else _size_only(r.value))
-                    for r in batch)
+                    for r in batch if since_ms is None or r.timestamp >= since_ms)
             # Stop once past every end offset and a poll came back empty: some brokers (Tansu)
             # answer end offsets below the last record, so the end offset alone is not enough.
             if not batches and all(consumer.position(tp) >= ends[tp] for tp in tps):
