@@ -6,6 +6,7 @@ because a running worker would overwrite the new offsets with its next commit.
 """
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,7 +68,8 @@ def plan_moves(partitions: Sequence[PartitionOffsets], wanted: dict[Where, int])
         if target < p.earliest:
             note = f"offset {target} is gone (retention); from the earliest record, {p.earliest}"
         if new >= reading_from:
-            note = "already at or before the target: left as it is"
+            note = ("no committed offset: workers read it from the earliest record anyway"
+                    if p.committed is None else "already at or before the target: left as it is")
             moves.append(Move(p.topic, p.partition, p.committed, None, 0, note))
         else:
             moves.append(Move(p.topic, p.partition, p.committed, new, reading_from - new, note))
@@ -77,7 +79,7 @@ def plan_moves(partitions: Sequence[PartitionOffsets], wanted: dict[Where, int])
 def format_plan(group: str, moves: Sequence[Move]) -> str:
     changing = [m for m in moves if m.new is not None]
     lines = [
-        f"consumer group {group}: {len(moves)} partitions, {len(changing)} to move back, "
+        f"consumer group {group}: {len(moves)} partition(s), {len(changing)} to move back, "
         f"{sum(m.rereads for m in moves)} records to re-read",
         f"{'topic':<24} {'partition':>9} {'committed':>10} {'new':>10} {'re-read':>8}  note",
     ]
@@ -106,6 +108,8 @@ class ReplayError(RuntimeError):
 
 
 def _why_not_now(admin: KafkaAdminClient, group: str) -> str | None:
+    # kafka-python warns, dumping bytes, that Faust's subscription is not the plain consumer one.
+    logging.getLogger("kafka.admin._groups").setLevel(logging.ERROR)
     if group not in {g["group_id"] for g in admin.list_groups()}:
         raise ReplayError(f"no consumer group {group} on the cluster: PODLINK_GROUP_ID must be the "
                           "workers' group, and a worker must have run once")
@@ -114,7 +118,8 @@ def _why_not_now(admin: KafkaAdminClient, group: str) -> str | None:
     except ValueError as exc:
         # kafka-python cannot decode some brokers' answer (Tansu's authorised operations).
         return (f"cannot tell whether consumer group {group} has running workers: the broker's "
-                f"group description could not be read ({exc}).")
+                f"group description could not be read ({exc}). The embedded Tansu broker is one "
+                "such broker: replay needs Apache Kafka, or a broker that answers as it does.")
 
 
 def _partitions(admin: KafkaAdminClient, topics: Sequence[str], partition: int | None) -> list[TopicPartition]:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from kafka import KafkaAdminClient
 
+from services.embedded_broker import EmbeddedBroker
 from services.samples import pathway
 from streams.settings import ALERTS_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, INPUT_TOPICS, OUTCOMES_TOPIC, SPA_TOPIC
 from tests.brokers import consume_all, consume_until_done
@@ -65,6 +66,20 @@ def test_replay_refuses_a_group_that_does_not_exist(broker):
     assert "no consumer group podlink-no-such-group" in result.stderr
 
 
+def test_replay_refuses_when_the_broker_cannot_say_whether_workers_run(start_worker):
+    # Tansu's group description cannot be read by kafka-python, and Tansu keeps a stopped
+    # worker in its group: replay must refuse there rather than guess.
+    with EmbeddedBroker() as tansu:
+        worker = start_worker(tansu.bootstrap, PODLINK_RECOVERY_CONSISTENCY_CHECK="false")
+        send(tansu.bootstrap, pathway("REF-TANSU", ago(2), "on-time")[:1])
+        worker.wait_for_log(lambda line: line.get("event") == "record", timeout=60)  # in the group
+        worker.stop()
+        env = {"PODLINK_KAFKA_BOOTSTRAP": tansu.bootstrap, "PODLINK_GROUP_ID": worker.group_id}
+        result = podlink("replay", "--to-earliest", env=env)
+    assert result.returncode == 2
+    assert "refused: cannot tell whether consumer group" in result.stderr and "Tansu" in result.stderr
+
+
 def _committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
@@ -116,7 +131,7 @@ def test_replay_from_a_time_re_reads_later_records_and_resends_outputs_with_the_
     assert f", {total} records to re-read" in everything.stdout.splitlines()[0]
     (_, busiest), count = max(((w, n) for w, n in committed.items() if w[0] == SPA_TOPIC), key=lambda x: x[1])
     one = podlink("replay", "--to-offset", "0", "--topic", SPA_TOPIC, "--partition", str(busiest), "--dry-run", env=env)
-    assert one.stdout.splitlines()[0].endswith(f"1 partitions, 1 to move back, {count} records to re-read")
+    assert one.stdout.splitlines()[0].endswith(f"1 partition(s), 1 to move back, {count} records to re-read")
     assert _committed(bootstrap, worker.group_id) == committed  # a dry run changes nothing
 
     moved = podlink("replay", "--to-datetime", replay_from.isoformat(), env=env)

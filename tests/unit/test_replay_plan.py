@@ -24,7 +24,7 @@ def test_offsets_are_never_moved_forward_so_no_record_is_skipped():
 
 def test_a_partition_without_a_commit_is_read_from_the_earliest_record_anyway():
     [move] = plan_moves([offsets(None, earliest=10)], {(SPA, 0): 20})
-    assert move.new is None and move.committed is None
+    assert move.new is None and move.committed is None and "no committed offset" in move.note
 
 
 def test_a_target_older_than_retention_starts_at_the_earliest_record_and_says_so():
@@ -46,7 +46,7 @@ def test_each_partition_gets_its_own_target():
 def test_the_plan_shows_every_partition_and_the_totals():
     moves = [Move(SPA, 0, 80, 50, 30), Move(SPA, 1, None, None, 0, "already at or before the target: left as it is")]
     text = format_plan("podlink", moves).splitlines()
-    assert text[0] == "consumer group podlink: 2 partitions, 1 to move back, 30 records to re-read"
+    assert text[0] == "consumer group podlink: 2 partition(s), 1 to move back, 30 records to re-read"
     assert text[2].split() == [SPA, "0", "80", "50", "30"]
     assert text[3].split()[:5] == [SPA, "1", "none", "-", "0"]
 
