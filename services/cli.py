@@ -7,7 +7,7 @@ import sys
 
 from pydantic import ValidationError
 
-from streams.settings import INPUT_TOPICS, Settings
+from streams.settings import Settings
 
 from . import logs
 from .kafka_options import aware_time
@@ -61,6 +61,7 @@ def _time(text: str) -> object:
 
 
 def _add_operator_tools(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from streams.settings import INPUT_TOPICS
     letters = commands.add_parser(
         "dead-letters", help="list the dead letters: source, reason, key, size (no values)",
         description="Reads podlink.dead-letter.v1 (no consumer group: reading changes nothing) "
