@@ -36,11 +36,12 @@ class DeadLetter:
     source_offset: int | None
     reason: str | None
     key: bytes | None
-    value: bytes | None
+    value_bytes: int | None  # None: the record has no value
+    value: bytes | None  # kept only when it is to be shown: it can hold patient data
 
 
 def dead_letter(timestamp_ms: int, partition: int, offset: int, headers: Sequence[tuple[str, bytes]],
-                key: bytes | None, value: bytes | None) -> DeadLetter:
+                key: bytes | None, value: bytes | None, keep_value: bool = True) -> DeadLetter:
     """A dead-letter record as podlink wrote it (headers podlink-error, podlink-source-*)."""
     named = {name: raw.decode("utf-8", "replace") for name, raw in headers if raw is not None}
 
@@ -54,7 +55,8 @@ def dead_letter(timestamp_ms: int, partition: int, offset: int, headers: Sequenc
         source_topic=named.get("podlink-source-topic"),
         source_partition=number("podlink-source-partition"),
         source_offset=number("podlink-source-offset"),
-        reason=named.get("podlink-error"), key=key, value=value,
+        reason=named.get("podlink-error"), key=key,
+        value_bytes=None if value is None else len(value), value=value if keep_value else None,
     )
 
 
@@ -76,7 +78,7 @@ def _or_unknown(n: int | None) -> str:
 
 def format_line(letter: DeadLetter, show_value: bool = False) -> str:
     """One line: when, source topic/partition@offset, key, value size, reason (value if asked)."""
-    size = "no value" if letter.value is None else f"{len(letter.value)} bytes"
+    size = "no value" if letter.value_bytes is None else f"{letter.value_bytes} bytes"
     key = _text(letter.key)
     line = (f"{_when(letter.timestamp)}  {_source(letter)}  key={key if key is not None else '-'}"
             f"  value={size}  reason={letter.reason or '?'}")
@@ -93,7 +95,7 @@ def as_json(letter: DeadLetter, show_value: bool = False) -> dict[str, Any]:
         "source_offset": letter.source_offset,
         "reason": letter.reason,
         "key": _text(letter.key),
-        "value_bytes": None if letter.value is None else len(letter.value),
+        "value_bytes": letter.value_bytes,
         "dead_letter_partition": letter.partition,
         "dead_letter_offset": letter.offset,
     }
@@ -131,8 +133,7 @@ def read_dead_letters(settings: Settings, since: datetime | None, keep_values: b
             batches = consumer.poll(timeout_ms=int(quiet_seconds * 1000))
             for batch in batches.values():
                 letters.extend(
-                    dead_letter(r.timestamp, r.partition, r.offset, r.headers, r.key,
-                                r.value if keep_values else _size_only(r.value))
+                    dead_letter(r.timestamp, r.partition, r.offset, r.headers, r.key, r.value, keep_values)
                     for r in batch if since_ms is None or r.timestamp >= since_ms)
             # Stop once past every end offset and a poll came back empty: some brokers (Tansu)
             # answer end offsets below the last record, so the end offset alone is not enough.
@@ -140,11 +141,6 @@ def read_dead_letters(settings: Settings, since: datetime | None, keep_values: b
                 return letters
     finally:
         consumer.close()
-
-
-def _size_only(value: bytes | None) -> bytes | None:
-    # Keeps the length (what the listing shows) without holding patient data in memory.
-    return None if value is None else bytes(len(value))
 
 
 def _seek_start(consumer: KafkaConsumer, tps: list[TopicPartition], since: datetime | None) -> None:

@@ -155,9 +155,12 @@ def _wanted(admin: KafkaAdminClient, target: Target, offsets: list[PartitionOffs
     assert target.at is not None
     ms = int(target.at.timestamp() * 1000)
     found = admin.list_partition_offsets({TopicPartition(p.topic, p.partition): ms for p in offsets})
-    # No record at or after that time: the answer is -1, and nothing there needs re-reading.
-    return {(p.topic, p.partition): found[TopicPartition(p.topic, p.partition)].offset
-            if found[TopicPartition(p.topic, p.partition)].offset >= 0 else p.latest for p in offsets}
+    wanted = {}
+    for p in offsets:
+        offset = found[TopicPartition(p.topic, p.partition)].offset
+        # No record at or after that time: the answer is -1, and nothing there needs re-reading.
+        wanted[(p.topic, p.partition)] = offset if offset >= 0 else p.latest
+    return wanted
 
 
 def run_replay(settings: Settings, target: Target, topic: str | None, partition: int | None,

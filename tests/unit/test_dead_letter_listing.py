@@ -24,6 +24,8 @@ def test_the_value_is_shown_only_when_asked():
     letter = dead_letter(MS, 0, 5, HEADERS, b"REF-1", VALUE)
     assert format_line(letter, show_value=True).endswith("value: " + VALUE.decode())
     assert "value" not in as_json(letter) and as_json(letter, show_value=True)["value"] == VALUE.decode()
+    unkept = dead_letter(MS, 0, 5, HEADERS, b"REF-1", VALUE, keep_value=False)
+    assert unkept.value is None and unkept.value_bytes == len(VALUE)
 
 
 def test_json_output_carries_the_same_facts_and_the_dead_letters_own_position():
