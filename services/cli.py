@@ -1,4 +1,5 @@
-"""The `podlink` command: `run` (everything on an embedded broker), `worker`, `bench`."""
+"""The `podlink` command: `run` (everything on an embedded broker), `worker`, `bench`, and the
+operator tools `dead-letters` and `replay` (docs/operations.md)."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,7 @@ from pydantic import ValidationError
 from streams.settings import Settings, describe_invalid
 
 from . import logs
+from .kafka_options import aware_time
 
 
 def _settings_help() -> str:
@@ -47,7 +49,47 @@ def _parser() -> argparse.ArgumentParser:
         "the plain-aiokafka ceiling measured in the same run.")
     bench.add_argument("--pathways", type=int, default=2000, help="referral pathways (default 2000)")
     bench.add_argument("--bootstrap", default=None, help="broker to use instead of an embedded one")
+    _add_operator_tools(commands)
     return parser
+
+
+def _time(text: str) -> object:
+    try:
+        return aware_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_operator_tools(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from streams.settings import INPUT_TOPICS
+    letters = commands.add_parser(
+        "dead-letters", help="list the dead letters: source, reason, key, size (no values)",
+        description="Reads podlink.dead-letter.v1 (no consumer group: reading changes nothing) "
+        "and prints one line per dead letter, oldest first: time, source topic/partition@offset, "
+        "key, the value's size and the reason. Values can carry patient data, so they are shown "
+        "only with --show-values.")
+    letters.add_argument("--since", type=_time, metavar="TIME",
+                         help="only dead letters written at or after TIME (ISO 8601 with a zone, "
+                         "e.g. 2026-05-01T09:00Z); default: from the beginning")
+    letters.add_argument("--limit", type=int, metavar="N", help="at most N, oldest first")
+    letters.add_argument("--show-values", action="store_true",
+                         help="also print each original value (may hold patient data; warns on stderr)")
+    letters.add_argument("--json", action="store_true", help="one JSON object per line")
+    replay = commands.add_parser(
+        "replay", help="move the workers' committed input offsets back so they re-read records",
+        description="Moves the committed offsets of consumer group PODLINK_GROUP_ID on the input "
+        "topics back to an offset, a time, or the earliest record; never forward. Refuses while "
+        "a worker of the group is running. Re-read records re-send their FHIR messages and "
+        "outcome events with the same ids; no alert is raised twice. See docs/operations.md.")
+    to = replay.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to-offset", type=int, metavar="N", help="re-read from offset N of each chosen partition")
+    to.add_argument("--to-datetime", type=_time, metavar="TIME",
+                    help="re-read from the first record written at or after TIME (ISO 8601 with a zone)")
+    to.add_argument("--to-earliest", action="store_true", help="re-read from the earliest record kept")
+    replay.add_argument("--topic", choices=INPUT_TOPICS, help="one input topic (default: both)")
+    replay.add_argument("--partition", type=int, metavar="P", help="one partition number (default: all)")
+    replay.add_argument("--dry-run", action="store_true",
+                        help="show committed and new offsets and the records to re-read; change nothing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from .runner import run_embedded
         return run_embedded(settings, args.sample_interval)
+    if args.command == "dead-letters":
+        from .dead_letters import run_dead_letters
+        return run_dead_letters(settings, args.since, args.limit, args.show_values, args.json)
+    if args.command == "replay":
+        from .replay import Target, run_replay
+        target = (Target("offset", offset=args.to_offset) if args.to_offset is not None
+                  else Target("datetime", at=args.to_datetime) if args.to_datetime is not None
+                  else Target("earliest"))
+        return run_replay(settings, target, args.topic, args.partition, args.dry_run)
     from .bench import run_bench
     return run_bench(settings, args.pathways, args.bootstrap)
 

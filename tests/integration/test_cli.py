@@ -21,7 +21,7 @@ def podlink(*args: str, env: dict[str, str] | None = None, timeout: float = 60) 
 
 def test_help_documents_every_command_and_setting():
     out = podlink("--help").stdout
-    for command in ("run", "worker", "bench"):
+    for command in ("run", "worker", "bench", "dead-letters", "replay"):
         assert command in out
     for name in Settings.model_fields:
         assert f"PODLINK_{name.upper()}" in out

@@ -1,0 +1,30 @@
+"""What the operator tools (`podlink dead-letters`, `podlink replay`) pass to kafka-python clients."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from streams.settings import Settings
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for every kafka-python client the operator tools make.
+
+    The one place that turns Settings into connection options, so that the Kafka security
+    settings (TLS, SASL) reach every tool by changing this function alone.
+    """
+    return {"bootstrap_servers": settings.kafka_bootstrap.split(",")}
+
+
+def aware_time(text: str) -> datetime:
+    """An ISO 8601 time that says its time zone, e.g. `2026-05-01T09:00Z` or `...+01:00`.
+
+    A time without a zone is refused: in the UK it is an hour off for half the year.
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time such as 2026-05-01T09:00:00Z") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone: add Z for UTC or an offset such as +01:00")
+    return moment
