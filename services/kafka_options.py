@@ -4,16 +4,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from streams.kafka_security import client_options as security_options
 from streams.settings import Settings
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for every kafka-python client the operator tools make.
-
-    The one place that turns Settings into connection options, so that the Kafka security
-    settings (TLS, SASL) reach every tool by changing this function alone.
-    """
-    return {"bootstrap_servers": settings.kafka_bootstrap.split(",")}
+    """Keyword arguments for every kafka-python client the operator tools make: the brokers and
+    the worker's own TLS and SASL settings."""
+    return {"bootstrap_servers": settings.kafka_bootstrap.split(","), **security_options(settings)}
 
 
 def aware_time(text: str) -> datetime:
