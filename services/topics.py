@@ -7,7 +7,11 @@ from typing import Any
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.settings import INPUT_TOPICS, OUTPUT_TOPICS
+from streams.settings import ALERTS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
+
+# Workers read the alerts topic back to know which alerts went out; an alert that expired from
+# it would page on-call again for a deadline still open. One small record per alert.
+TOPIC_CONFIGS = {ALERTS_TOPIC: {"retention.ms": "-1"}}
 
 
 class TopicLayoutError(RuntimeError):
@@ -36,7 +40,8 @@ def ensure_topics(bootstrap: str, partitions: int, replication_factor: int = 1,
         if missing:
             try:
                 admin.create_topics([
-                    NewTopic(name, num_partitions=count, replication_factor=replication_factor)
+                    NewTopic(name, num_partitions=count, replication_factor=replication_factor,
+                             topic_configs=TOPIC_CONFIGS.get(name, {}))
                     for name in missing
                 ])
             except TopicAlreadyExistsError:
