@@ -47,6 +47,8 @@ class Worker:
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
         self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC)
         self._ledger_started = False
+        self._recovery_started = time.monotonic()
+        self._recovered_records = 0
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -71,8 +73,10 @@ class Worker:
         self.fhir = app.topic(FHIR_TOPIC, key_type=bytes, value_type=bytes)
         self.outcomes = app.topic(OUTCOMES_TOPIC, key_type=bytes, value_type=bytes)
         self.dead_letters = app.topic(DEAD_LETTER_TOPIC, key_type=bytes, value_type=bytes)
-        self.episodes = app.Table("episodes", key_type=bytes, value_type=bytes, partitions=s.partitions)
-        self.deadlines = app.Table("deadlines", key_type=bytes, value_type=bytes, partitions=s.partitions)
+        self.episodes = app.Table("episodes", key_type=bytes, value_type=bytes, partitions=s.partitions,
+                                  on_changelog_event=self._on_changelog_event)
+        self.deadlines = app.Table("deadlines", key_type=bytes, value_type=bytes, partitions=s.partitions,
+                                   on_changelog_event=self._on_changelog_event)
 
         @app.agent(self.inputs, name="episode-processor")
         async def episode_processor(stream: faust.StreamT) -> None:
@@ -88,7 +92,26 @@ class Worker:
             for tp in revoked:
                 self.catch_up.forget(tp)
 
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's Signal typing
+        async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+            self._recovery_started = time.monotonic()
+            log.info("partitions assigned",
+                     partitions=sorted({tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}))
+
+        @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode's Signal typing
+        async def on_recovered(sender: Any, **_: Any) -> None:
+            log.info("tables recovered", changelog_records=self._recovered_records,
+                     seconds=round(time.monotonic() - self._recovery_started, 3))
+            self._recovered_records = 0
+
         return app
+
+    # -- recovery: how much changelog a rebalance or restart had to read -----------------------
+
+    async def _on_changelog_event(self, event: Any) -> None:
+        # Standby replicas read changelogs all the time; only what active recovery read counts.
+        if self.app.in_recovery:
+            self._recovered_records += 1
 
     # -- the agent: one record in, state stored and records sent (never awaits) --------------
 
