@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import faust
 import structlog
@@ -35,6 +35,15 @@ def utc_now() -> datetime:
 
 def _json(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def deadline_entries(stored: Iterable[bytes]) -> list[tuple[int, Deadline]]:
+    """The deadline table's values as (input partition, deadline): what every scan reads."""
+    entries = []
+    for value in stored:
+        entry = json.loads(value)
+        entries.append((entry["partition"], Deadline.model_validate(entry["deadline"])))
+    return entries
 
 
 class Worker:
@@ -194,11 +203,7 @@ class Worker:
                 await self._raise_alerts(deadline.referral_id.encode(), now)
 
     def _deadline_entries(self) -> list[tuple[int, Deadline]]:
-        entries = []
-        for value in self.deadlines.values():
-            entry = json.loads(value)
-            entries.append((entry["partition"], Deadline.model_validate(entry["deadline"])))
-        return entries
+        return deadline_entries(self.deadlines.values())
 
     async def _caught_up_partitions(self, partitions: set[int]) -> set[int]:
         consumer = self.app.consumer
