@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -114,20 +114,33 @@ def run_bench(settings: Settings, pathways: int, bootstrap: str | None) -> int:
     if pathways < 1:
         print("podlink bench: --pathways must be at least 1", file=sys.stderr)
         return 2
-    work_dir = Path(tempfile.mkdtemp(prefix="podlink-bench-"))
+
+    def measure(work_dir: Path) -> str:
+        with _broker(bootstrap) as address:
+            return _measure(settings, pathways, address, bootstrap is None, work_dir)
+    return run_in_work_dir("podlink-bench-", measure)
+
+
+def run_in_work_dir(prefix: str, measure: Callable[[Path], str]) -> int:
+    """Print what `measure` reports, given a new work directory; failures become exit codes.
+
+    The work directory is removed unless the measurement failed: then its newest worker log
+    is shown and kept.
+    """
+    work_dir = Path(tempfile.mkdtemp(prefix=prefix))
     # The worker and the broker run in sessions of their own, out of reach of signals sent to
     # the bench: a SIGTERM must unwind like Ctrl-C so that they are stopped too.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with _broker(bootstrap) as address:
-            report = _measure(settings, pathways, address, bootstrap is None, work_dir)
+        report = measure(work_dir)
     except KeyboardInterrupt:
         print("\npodlink bench: interrupted", file=sys.stderr)
         shutil.rmtree(work_dir, ignore_errors=True)
         return 130
     except (BenchError, BrokerStartError, TopicLayoutError, KafkaError, AioKafkaError) as exc:
         print(f"podlink bench: {type(exc).__name__}: {exc}", file=sys.stderr)
-        show_worker_log(work_dir / "worker.log")
+        for log in sorted(work_dir.glob("*.log"))[-1:]:
+            show_worker_log(log)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -15,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +27,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from aiokafka.errors import KafkaError as AioKafkaError
 from faust.stores.rocksdb import Store
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
@@ -40,10 +37,9 @@ from streams.deadlines import due_alerts
 from streams.settings import INPUT_TOPICS, Settings
 
 from .apache_kafka import KAFKA_VERSION, ApacheKafkaBroker
-from .bench import BenchError, progress, show_worker_log, start_group_at_end, start_worker, stop_worker
-from .embedded_broker import BrokerStartError
+from .bench import BenchError, progress, run_in_work_dir, start_group_at_end, start_worker, stop_worker
 from .samples import Record, pathway
-from .topics import TopicLayoutError, ensure_topics
+from .topics import ensure_topics
 
 TABLES = ("episodes", "deadlines")
 # No load progress for this long means the worker is stuck, not slow.
@@ -72,27 +68,11 @@ def run_recovery_bench(settings: Settings, episodes: int, bootstrap: str | None)
     if episodes < 1:
         print("podlink bench: --recovery must be at least 1", file=sys.stderr)
         return 2
-    work_dir = Path(tempfile.mkdtemp(prefix="podlink-recovery-"))
-    # The worker and the broker run in sessions of their own: a SIGTERM must unwind like
-    # Ctrl-C so that they are stopped too.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
+
+    def measure(work_dir: Path) -> str:
         with _broker(bootstrap) as (address, label):
-            report = _measure(settings, episodes, address, label, work_dir)
-    except KeyboardInterrupt:
-        print("\npodlink bench: interrupted", file=sys.stderr)
-        shutil.rmtree(work_dir, ignore_errors=True)
-        return 130
-    except (BenchError, BrokerStartError, TopicLayoutError, KafkaError, AioKafkaError) as exc:
-        print(f"podlink bench: {type(exc).__name__}: {exc}", file=sys.stderr)
-        for log in sorted(work_dir.glob("*.log"))[-1:]:
-            show_worker_log(log)
-        return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    print(report)
-    return 0
+            return _measure(settings, episodes, address, label, work_dir)
+    return run_in_work_dir("podlink-recovery-", measure)
 
 
 @contextmanager
