@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -114,20 +114,33 @@ def run_bench(settings: Settings, pathways: int, bootstrap: str | None) -> int:
     if pathways < 1:
         print("podlink bench: --pathways must be at least 1", file=sys.stderr)
         return 2
-    work_dir = Path(tempfile.mkdtemp(prefix="podlink-bench-"))
+
+    def measure(work_dir: Path) -> str:
+        with _broker(bootstrap) as address:
+            return _measure(settings, pathways, address, bootstrap is None, work_dir)
+    return run_in_work_dir("podlink-bench-", measure)
+
+
+def run_in_work_dir(prefix: str, measure: Callable[[Path], str]) -> int:
+    """Print what `measure` reports, given a new work directory; failures become exit codes.
+
+    The work directory is removed unless the measurement failed: then its newest worker log
+    is shown and kept.
+    """
+    work_dir = Path(tempfile.mkdtemp(prefix=prefix))
     # The worker and the broker run in sessions of their own, out of reach of signals sent to
     # the bench: a SIGTERM must unwind like Ctrl-C so that they are stopped too.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        with _broker(bootstrap) as address:
-            report = _measure(settings, pathways, address, bootstrap is None, work_dir)
+        report = measure(work_dir)
     except KeyboardInterrupt:
         print("\npodlink bench: interrupted", file=sys.stderr)
         shutil.rmtree(work_dir, ignore_errors=True)
         return 130
     except (BenchError, BrokerStartError, TopicLayoutError, KafkaError, AioKafkaError) as exc:
         print(f"podlink bench: {type(exc).__name__}: {exc}", file=sys.stderr)
-        _show_worker_log(work_dir)
+        for log in sorted(work_dir.glob("*.log"))[-1:]:
+            show_worker_log(log)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -141,7 +154,7 @@ def _broker(bootstrap: str | None) -> Iterator[str]:
     if bootstrap is not None:
         yield bootstrap
         return
-    _progress("starting an embedded Tansu broker (memory only)")
+    progress("starting an embedded Tansu broker (memory only)")
     with EmbeddedBroker() as broker:
         yield broker.bootstrap
 
@@ -150,17 +163,17 @@ def _measure(settings: Settings, pathways: int, bootstrap: str, embedded: bool, 
     run_id = uuid.uuid4().hex[:8]
     records = _synthetic(f"BENCH-{run_id}-S", pathways)
     partitions = ensure_topics(bootstrap, settings.partitions, settings.replication_factor)
-    _progress(f"{pathways} pathways, {len(records)} events; measuring the plain aiokafka ceiling")
+    progress(f"{pathways} pathways, {len(records)} events; measuring the plain aiokafka ceiling")
     ceiling = asyncio.run(_ceiling(bootstrap, records, partitions, settings.replication_factor, run_id))
     group = f"podlink-bench-{run_id}"
     if not embedded:
         # A new group would otherwise start with every event the topics already hold.
-        asyncio.run(_start_group_at_end(bootstrap, group))
-    worker = _start_worker(bootstrap, group, embedded, work_dir)
+        asyncio.run(start_group_at_end(bootstrap, group))
+    worker = start_worker(bootstrap, group, work_dir / "data", work_dir / "worker.log", embedded)
     try:
         saturated, paced = asyncio.run(_end_to_end(bootstrap, worker, records, run_id))
     finally:
-        _stop_worker(worker)
+        stop_worker(worker)
     broker = "embedded Tansu (memory)" if embedded else bootstrap
     return _report(pathways, partitions, broker, ceiling, saturated, paced)
 
@@ -242,7 +255,7 @@ def _delete_topics(bootstrap: str, names: tuple[str, ...]) -> None:
 
 # -- end to end: a real worker process ---------------------------------------------------------
 
-async def _start_group_at_end(bootstrap: str, group: str) -> None:
+async def start_group_at_end(bootstrap: str, group: str) -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -257,12 +270,13 @@ async def _start_group_at_end(bootstrap: str, group: str) -> None:
         await consumer.stop()
 
 
-def _start_worker(bootstrap: str, group: str, embedded: bool, work_dir: Path) -> subprocess.Popen[bytes]:
+def start_worker(bootstrap: str, group: str, data_dir: Path, log_path: Path,
+                 embedded: bool = False) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PODLINK_KAFKA_BOOTSTRAP": bootstrap,
         "PODLINK_GROUP_ID": group,
-        "PODLINK_DATA_DIR": str(work_dir / "data"),
+        "PODLINK_DATA_DIR": str(data_dir),
         "PODLINK_SESSION_TIMEOUT_SECONDS": "6",
         "PODLINK_LOG_FORMAT": "json",
         "PODLINK_WEB_PORT": str(free_port()),
@@ -272,16 +286,16 @@ def _start_worker(bootstrap: str, group: str, embedded: bool, work_dir: Path) ->
     if embedded:
         # Tansu under-reports end offsets, which Faust's recovery check takes for a corrupt store.
         env["PODLINK_RECOVERY_CONSISTENCY_CHECK"] = "false"
-    with (work_dir / "worker.log").open("wb") as log:
+    with log_path.open("wb") as log:
         # Its own session keeps Ctrl-C from stopping the worker before the bench has stopped.
         worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker"], env=env,
                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
-    _progress(f"worker started (pid {worker.pid}, log {work_dir / 'worker.log'})")
+    progress(f"worker started (pid {worker.pid}, log {log_path})")
     return worker
 
 
-def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
     if worker.poll() is not None:
         return
     worker.send_signal(signal.SIGTERM)
@@ -292,8 +306,7 @@ def _stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait()
 
 
-def _show_worker_log(work_dir: Path) -> None:
-    log = work_dir / "worker.log"
+def show_worker_log(log: Path) -> None:
     if log.exists():
         print(f"podlink bench: worker log kept at {log}; its last lines:\n{log_tail(log, 15)}",
               file=sys.stderr)
@@ -316,7 +329,7 @@ async def _phases(producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
                   worker: subprocess.Popen[bytes], records: list[BenchRecord],
                   run_id: str) -> tuple[Phase, Phase]:
     await _settle_positions(consumer)
-    _progress("waiting for the worker to join and answer a warm-up pathway")
+    progress("waiting for the worker to join and answer a warm-up pathway")
     warm_up = _synthetic(f"BENCH-{run_id}-W", 1)
     await _run_phase(producer, consumer, worker, warm_up, "warm-up", None, JOIN_TIMEOUT)
     saturated = await _run_phase(producer, consumer, worker, records, "saturated", None, STALL_TIMEOUT)
@@ -350,7 +363,7 @@ async def _run_phase(producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
     finally:
         sending.cancel()
         reporting.cancel()
-    _progress(f"{label}: {len(collector.seen)}/{collector.total} FHIR messages")
+    progress(f"{label}: {len(collector.seen)}/{collector.total} FHIR messages")
     return _phase(collector)
 
 
@@ -417,7 +430,7 @@ def _percentile(ordered: list[float], share: float) -> float:
 
 # -- output -------------------------------------------------------------------------------------
 
-def _progress(text: str) -> None:
+def progress(text: str) -> None:
     # Starts with a carriage return to replace a live progress line, if one is showing.
     start = "\r\x1b[K" if sys.stderr.isatty() else ""
     print(f"{start}podlink bench: {text}", file=sys.stderr, flush=True)

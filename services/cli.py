@@ -46,8 +46,12 @@ def _parser() -> argparse.ArgumentParser:
         "bench", help="measure end-to-end throughput and latency against a ceiling",
         description="Pushes synthetic referral pathways through a broker (embedded unless "
         "--bootstrap is given) and reports events/s, p50/p99 latency to the FHIR message, and "
-        "the plain-aiokafka ceiling measured in the same run.")
+        "the plain-aiokafka ceiling measured in the same run. With --recovery, measures "
+        "instead what a restart costs a worker holding that many open episodes.")
     bench.add_argument("--pathways", type=int, default=2000, help="referral pathways (default 2000)")
+    bench.add_argument("--recovery", type=int, default=None, metavar="EPISODES",
+                       help="time a restart with EPISODES open episodes, with the RocksDB data "
+                       "kept and lost, and one deadline scan (on Apache Kafka unless --bootstrap)")
     bench.add_argument("--bootstrap", default=None, help="broker to use instead of an embedded one")
     _add_operator_tools(commands)
     return parser
@@ -115,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                   else Target("datetime", at=args.to_datetime) if args.to_datetime is not None
                   else Target("earliest"))
         return run_replay(settings, target, args.topic, args.partition, args.dry_run)
+    if args.recovery is not None:
+        from .recovery_bench import run_recovery_bench
+        return run_recovery_bench(settings, args.recovery, args.bootstrap)
     from .bench import run_bench
     return run_bench(settings, args.pathways, args.bootstrap)
 

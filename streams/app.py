@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import faust
 import structlog
@@ -40,6 +40,29 @@ def _json(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class DeadlineEntries:
+    """The deadline table's values as (input partition, deadline): what every scan reads.
+
+    Parsing a stored deadline (30 to 40 µs) was most of a scan's cost, and few deadlines change
+    between two scans, so each scan keeps what the last one parsed, keyed by the stored bytes.
+    """
+
+    def __init__(self) -> None:
+        self._parsed: dict[bytes, tuple[int, Deadline]] = {}
+
+    def read(self, stored: Iterable[bytes]) -> list[tuple[int, Deadline]]:
+        parsed = {}
+        for value in stored:
+            parsed[value] = self._parsed.get(value) or _parse_deadline_entry(value)
+        self._parsed = parsed  # forgets deadlines that changed or left with their partition
+        return list(parsed.values())
+
+
+def _parse_deadline_entry(value: bytes) -> tuple[int, Deadline]:
+    entry = json.loads(value)
+    return entry["partition"], Deadline.model_validate(entry["deadline"])
+
+
 class Worker:
     """One podlink worker: a Faust app plus what its timer needs to decide about alerts."""
 
@@ -51,6 +74,9 @@ class Worker:
         self.metrics = Metrics()
         self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, client_options(settings))
         self._ledger_started = False
+        self._stored_deadlines = DeadlineEntries()
+        self._recovery_started = time.monotonic()
+        self._recovered_records = 0
         self.app = self._build_app()
 
     def _build_app(self) -> faust.App:
@@ -83,8 +109,10 @@ class Worker:
         self.fhir = app.topic(FHIR_TOPIC, key_type=bytes, value_type=bytes)
         self.outcomes = app.topic(OUTCOMES_TOPIC, key_type=bytes, value_type=bytes)
         self.dead_letters = app.topic(DEAD_LETTER_TOPIC, key_type=bytes, value_type=bytes)
-        self.episodes = app.Table("episodes", key_type=bytes, value_type=bytes, partitions=s.partitions)
-        self.deadlines = app.Table("deadlines", key_type=bytes, value_type=bytes, partitions=s.partitions)
+        self.episodes = app.Table("episodes", key_type=bytes, value_type=bytes, partitions=s.partitions,
+                                  on_changelog_event=self._on_changelog_event)
+        self.deadlines = app.Table("deadlines", key_type=bytes, value_type=bytes, partitions=s.partitions,
+                                   on_changelog_event=self._on_changelog_event)
 
         @app.agent(self.inputs, name="episode-processor")
         async def episode_processor(stream: faust.StreamT) -> None:
@@ -100,7 +128,26 @@ class Worker:
             for tp in revoked:
                 self.catch_up.forget(tp)
 
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's Signal typing
+        async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+            self._recovery_started = time.monotonic()
+            log.info("partitions assigned",
+                     partitions=sorted({tp.partition for tp in assigned if tp.topic in INPUT_TOPICS}))
+
+        @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode's Signal typing
+        async def on_recovered(sender: Any, **_: Any) -> None:
+            log.info("tables recovered", changelog_records=self._recovered_records,
+                     seconds=round(time.monotonic() - self._recovery_started, 3))
+            self._recovered_records = 0
+
         return app
+
+    # -- recovery: how much changelog a rebalance or restart had to read -----------------------
+
+    async def _on_changelog_event(self, event: Any) -> None:
+        # Standby replicas read changelogs all the time; only what active recovery read counts.
+        if self.app.in_recovery:
+            self._recovered_records += 1
 
     # -- the agent: one record in, state stored and records sent (never awaits) --------------
 
@@ -222,11 +269,7 @@ class Worker:
                 await self._raise_alerts(deadline.referral_id.encode(), now)
 
     def _deadline_entries(self) -> list[tuple[int, Deadline]]:
-        entries = []
-        for value in self.deadlines.values():
-            entry = json.loads(value)
-            entries.append((entry["partition"], Deadline.model_validate(entry["deadline"])))
-        return entries
+        return self._stored_deadlines.read(self.deadlines.values())
 
     async def _caught_up_partitions(self, partitions: set[int]) -> set[int]:
         consumer = self.app.consumer

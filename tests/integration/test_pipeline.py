@@ -3,44 +3,14 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
 
-from kafka import KafkaProducer
-
-from services.samples import Record, pathway
+from services.samples import pathway
 from streams.settings import (
     ALERTS_TOPIC, CARE_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC, SPA_TOPIC,
 )
 from tests.brokers import consume_all, consume_until_done
 from tests.contract_examples import invalid_files, load, valid_files
-
-
-def send(bootstrap: str, records: list[Record]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    for r in records:
-        producer.send(r.topic, key=r.key.encode(), value=json.dumps(r.value).encode())
-    producer.flush()
-    producer.close()
-
-
-def send_raw(bootstrap: str, items: list[tuple[str, bytes | None, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for topic, key, value in items:
-        producer.send(topic, key=key, value=value)
-    producer.flush()
-    producer.close()
-
-
-def values(records) -> list[dict]:
-    return [json.loads(r.value) for r in records]
-
-
-def of(prefix: str, events: list[dict]) -> list[dict]:
-    return [e for e in events if e.get("subject", "").startswith(prefix)]
-
-
-def ago(hours: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(hours=hours)
+from tests.integration.helpers import ago, of, send, send_raw, values
 
 
 def test_a_referral_flows_to_fhir_messages_and_outcome_events(fresh_broker, start_worker, prefix):

@@ -8,7 +8,7 @@ from collections import Counter
 from services.samples import pathway
 from streams.settings import ALERTS_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC
 from tests.brokers import consume_all, consume_until_done
-from tests.integration.test_pipeline import ago, of, send, values
+from tests.integration.helpers import ago, every_event_has_its_message, of, send, values
 
 
 def test_a_backlog_whose_later_events_meet_its_deadlines_pages_no_one(kafka_fresh, start_worker, prefix):
@@ -69,12 +69,8 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_nothing_and_alerts_once(
         >= set(pathways), timeout=240)
     assert 0 < killed_at < len(worker.log_lines())
 
-    def every_event_has_its_message(rs) -> bool:
-        per_referral = Counter(r.key.decode() for r in rs)
-        return all(per_referral[ref] >= len(records) for ref, records in pathways.items())
-
     # Replays after the kill may send some messages twice (same ids); none may be missing.
-    consume_until_done(bootstrap, FHIR_TOPIC, every_event_has_its_message, timeout=60)
+    consume_until_done(bootstrap, FHIR_TOPIC, every_event_has_its_message(pathways), timeout=60)
 
     time.sleep(5)  # several scans after everything was read
     alerts = values(consume_all(bootstrap, ALERTS_TOPIC, min_records=10**6, timeout=3))

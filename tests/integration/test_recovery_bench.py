@@ -1,0 +1,43 @@
+"""`podlink bench --recovery` at a tiny scale, on the jar Apache Kafka it starts: so it cannot rot."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.integration.worker_process import REPO
+
+SUMMARY = re.compile(
+    r"^recovery: (?P<n>\d+) episodes, warm (?P<warm>\d+\.\d\d) s \((?P<warm_read>\d+) changelog records\), "
+    r"cold (?P<cold>\d+\.\d\d) s \((?P<cold_read>\d+) changelog records\), "
+    r"cold/warm (?P<ratio>\d+\.\d\d), deadline scan (?P<scan>\d+\.\d) ms$"
+)
+RESTART = re.compile(
+    r"^  (?P<label>warm|cold) restart .*: serving again after \d+\.\d\d s; recovery read "
+    r"(?P<read>\d+) of (?P<total>\d+) changelog records in \d+\.\d\d s$"
+)
+SCAN = re.compile(r"^  one deadline scan over (?P<deadlines>\d+) open deadlines: \d+\.\d ms")
+
+
+def test_recovery_bench_reads_less_changelog_with_its_data_kept_than_without() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PODLINK_")}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run([sys.executable, "-m", "services.cli", "bench", "--recovery", "50"],
+                            cwd=REPO, env=env, text=True, capture_output=True, timeout=280)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    summary = SUMMARY.match(lines[-1])
+    assert summary, lines[-1]
+    assert int(summary["n"]) == 50
+    restarts = {m["label"]: m for line in lines if (m := RESTART.match(line))}
+    assert restarts.keys() == {"warm", "cold"}, lines
+    warm, cold = restarts["warm"], restarts["cold"]
+    # The figures in the summary are those of the detail lines.
+    assert (int(warm["read"]), int(cold["read"])) == (int(summary["warm_read"]), int(summary["cold_read"]))
+    # Kept RocksDB data spares reading the changelog; lost data means reading all of it.
+    assert int(warm["read"]) < int(cold["read"]) == int(cold["total"])
+    # Every open episode (and the two sentinels) has its deadline in the table that was scanned.
+    scan = next(m for line in lines if (m := SCAN.match(line)))
+    assert int(scan["deadlines"]) == 50 + 2
+    assert abs(float(summary["ratio"]) - float(summary["cold"]) / float(summary["warm"])) < 0.02
