@@ -93,6 +93,7 @@ class Worker:
             broker_heartbeat_interval=s.session_timeout_seconds / 4,
             consumer_auto_offset_reset="earliest",
             recovery_consistency_check=s.recovery_consistency_check,
+            table_standby_replicas=s.standby_replicas,
             key_serializer="raw",
             value_serializer="raw",
             web_enabled=True,

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         default=10.0, ge=6, description="Kafka consumer session timeout (group rebalance speed)"
     )
+    standby_replicas: int = Field(
+        default=1, ge=0, description="standby copies of each table partition kept by other workers "
+        "(faster takeover, more disk); 0 makes a takeover read the changelog topics"
+    )
     store: Literal["rocksdb", "memory"] = Field(default="rocksdb", description="table store")
     recovery_consistency_check: bool = Field(
         default=True, description="check table offsets against the broker's on recovery (off for Tansu)"

@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from kafka import KafkaAdminClient
 
 from services.samples import Record, pathway
@@ -33,6 +34,10 @@ def assignments(worker: WorkerProcess) -> list[set[int]]:
 
 def records(worker: WorkerProcess) -> list[dict]:
     return [line for line in worker.log_lines() if line.get("event") == "record"]
+
+
+def recoveries(worker: WorkerProcess) -> list[dict]:
+    return [line for line in worker.log_lines() if line.get("event") == "tables recovered"]
 
 
 def alerted(worker: WorkerProcess) -> set[str]:
@@ -73,11 +78,13 @@ class Feeder(threading.Thread):
             send(self.bootstrap, batch)
 
 
+@pytest.mark.parametrize("standby_replicas", [1, 0])
 def test_a_killed_workers_partitions_move_to_the_other_with_their_episodes_and_deadlines(
-        kafka_fresh, start_worker, prefix):
+        kafka_fresh, start_worker, prefix, standby_replicas):
     bootstrap = kafka_fresh.bootstrap
-    survivor = start_worker(bootstrap, **ENV)
-    doomed = start_worker(bootstrap, **ENV)
+    env = {**ENV, "PODLINK_STANDBY_REPLICAS": str(standby_replicas)}
+    survivor = start_worker(bootstrap, **env)
+    doomed = start_worker(bootstrap, **env)
 
     # Both workers get partitions: their latest assignments split the six between them.
     def split() -> bool:
@@ -134,9 +141,14 @@ def test_a_killed_workers_partitions_move_to_the_other_with_their_episodes_and_d
         assert killed_at < at_risk_from, "too slow to test: the deadlines came at risk before the kill"
         send(bootstrap, [r for events in after_kill.values() for r in events])
 
-        # The survivor takes every partition over.
+        # The survivor takes every partition over: from its standby copies, or, with none, by
+        # reading the changelog topics.
         wait_until(lambda: assignments(survivor)[-1] == set(range(PARTITIONS)), 120,
                    "the survivor holds all six partitions")
+        if standby_replicas == 0:
+            recovered = wait_until(lambda: recoveries(survivor)[len(assignments(survivor)) - 1:], 120,
+                                   "the survivor's tables recovered after the takeover")
+            assert recovered[-1]["changelog_records"] > 0
     finally:
         feeder.stop.set()
         feeder.join()
