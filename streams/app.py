@@ -249,8 +249,7 @@ class Worker:
             log.error("deadline scan failed; retrying at the next scan", error=type(exc).__name__)
 
     async def _scan_deadlines(self) -> None:
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # on the concrete TableManager
-        if self.app.rebalancing or not recovery.completed.is_set():
+        if not self.is_ready():
             return
         await self._start_ledger()
         now = self.clock()
