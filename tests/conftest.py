@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.brokers import KINDS_ENV, BrokerEndpoint, BrokerPool, requested_kinds
+from tests.support.brokers import KINDS_ENV, BrokerEndpoint, BrokerPool, requested_kinds
 
 BROKER_KINDS = requested_kinds()
 BROKER_FIXTURES = {"broker", "tansu_broker", "kafka_broker"}
@@ -18,7 +18,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Marks every test that needs a broker, so `-m "not broker"` runs the rest without one.
     for item in items:
-        if BROKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        if "integration" in item.path.parts or BROKER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.broker)
 
 

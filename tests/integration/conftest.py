@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.apache_kafka import ApacheKafkaBroker
-from services.embedded_broker import EmbeddedBroker
-from tests.brokers import BrokerEndpoint, BrokerPool, requested_kinds
-from tests.integration.worker_process import WorkerProcess
+from podlink_devtools.apache_kafka import ApacheKafkaBroker
+from podlink.services.embedded_broker import EmbeddedBroker
+from tests.support.brokers import BrokerEndpoint, BrokerPool, requested_kinds
+from tests.support.worker_process import WorkerProcess
 
 FRESH = {"tansu": EmbeddedBroker, "kafka": ApacheKafkaBroker}
 

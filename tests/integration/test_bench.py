@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from tests.integration.worker_process import REPO
+from tests.support.worker_process import REPO
 
 SUMMARY = re.compile(
     r"^bench: (?P<e>\d+) events/s end to end, ceiling (?P<c>\d+) events/s, "
@@ -16,8 +16,7 @@ SUMMARY = re.compile(
 
 def test_bench_reports_throughput_against_the_ceiling_and_latency() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODLINK_")}
-    env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run([sys.executable, "-m", "services.cli", "bench", "--pathways", "30"],
+    result = subprocess.run([sys.executable, "-m", "podlink.services.cli", "bench", "--pathways", "30"],
                             cwd=REPO, env=env, text=True, capture_output=True, timeout=90)
     assert result.returncode == 0, result.stderr[-3000:]
     last = result.stdout.strip().splitlines()[-1]

@@ -8,14 +8,14 @@ import subprocess
 import sys
 import time
 
-from services.embedded_broker import free_port
-from services.samples import sample_nhs_number
-from streams.settings import Settings
-from tests.integration.worker_process import REPO
+from podlink.services.embedded_broker import free_port
+from podlink.services.samples import sample_nhs_number
+from podlink.streams.worker.settings import Settings
+from tests.support.worker_process import REPO
 
 
 def podlink(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=REPO, text=True,
+    return subprocess.run([sys.executable, "-m", "podlink.services.cli", *args], cwd=REPO, text=True,
                           capture_output=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
@@ -52,7 +52,7 @@ def test_podlink_run_shows_the_sample_stream_working_until_ctrl_c(tmp_path):
     log = (tmp_path / "run.log").open("w+")
     env = {**os.environ, "PODLINK_LOG_FORMAT": "json", "PODLINK_DEADLINE_SCAN_SECONDS": "1",
            "PODLINK_WEB_PORT": str(free_port()), "PODLINK_WEB_BIND": "127.0.0.1"}
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "run"], cwd=REPO, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "podlink.services.cli", "run"], cwd=REPO, env=env,
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         seen = ""

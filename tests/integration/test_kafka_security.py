@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from services.apache_kafka import ApacheKafkaBroker, SecuredListeners
-from services.samples import pathway
-from streams.kafka_security import client_options
-from streams.settings import ALERTS_TOPIC, FHIR_TOPIC, Settings
-from tests.brokers import consume_until, produce
-from tests.integration.worker_process import WorkerProcess
-from tests.tls import TlsFiles, write_tls_files
+from podlink_devtools.apache_kafka import ApacheKafkaBroker, SecuredListeners
+from podlink.services.samples import pathway
+from podlink.streams.worker.kafka_security import client_options
+from podlink.streams.worker.settings import ALERTS_TOPIC, FHIR_TOPIC, Settings
+from tests.support.brokers import consume_until, produce
+from tests.support.worker_process import WorkerProcess
+from tests.support.tls import TlsFiles, write_tls_files
 
 pytestmark = pytest.mark.broker
 

@@ -12,8 +12,8 @@ from urllib.request import urlopen
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.samples import SCENARIOS, Record, pathway
-from streams.settings import CARE_TOPIC, INPUT_TOPICS, SPA_TOPIC
+from podlink.services.samples import SCENARIOS, Record, pathway
+from podlink.streams.worker.settings import CARE_TOPIC, INPUT_TOPICS, SPA_TOPIC
 
 T = TypeVar("T")
 SENSITIVE_KEYS = {"nhsNumber", "given", "family", "name", "phone", "postalCode", "birthDate", "text",

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 
 from kafka import KafkaAdminClient
 
-from services.embedded_broker import EmbeddedBroker
-from services.samples import pathway
-from streams.settings import ALERTS_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, INPUT_TOPICS, OUTCOMES_TOPIC, SPA_TOPIC
-from tests.brokers import consume_all, consume_until_done
+from podlink.services.embedded_broker import EmbeddedBroker
+from podlink.services.samples import pathway
+from podlink.streams.worker.settings import ALERTS_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, INPUT_TOPICS, OUTCOMES_TOPIC, SPA_TOPIC
+from tests.support.brokers import consume_all, consume_until_done
 from tests.integration.test_cli import podlink
 from tests.integration.test_pipeline import ago, of, send, send_raw, values
 

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from tests.integration.worker_process import REPO
+from tests.support.worker_process import REPO
 
 SUMMARY = re.compile(
     r"^recovery: (?P<n>\d+) episodes, warm (?P<warm>\d+\.\d\d) s \((?P<warm_read>\d+) changelog records\), "
@@ -22,8 +22,7 @@ SCAN = re.compile(r"^  one deadline scan over (?P<deadlines>\d+) open deadlines:
 
 def test_recovery_bench_reads_less_changelog_with_its_data_kept_than_without() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PODLINK_")}
-    env["PYTHONPATH"] = str(REPO)
-    result = subprocess.run([sys.executable, "-m", "services.cli", "bench", "--recovery", "50"],
+    result = subprocess.run([sys.executable, "-m", "podlink.services.cli", "bench", "--recovery", "50"],
                             cwd=REPO, env=env, text=True, capture_output=True, timeout=280)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from kafka import KafkaAdminClient
 
-from services.samples import Record, pathway
-from streams.settings import ALERTS_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC
-from tests.brokers import consume_all, consume_until_done
-from tests.integration.helpers import ago, every_event_has_its_message, send, values, wait_until
-from tests.integration.worker_process import WorkerProcess
+from podlink.services.samples import Record, pathway
+from podlink.streams.worker.settings import ALERTS_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC
+from tests.support.brokers import consume_all, consume_until_done
+from tests.support.broker_io import ago, every_event_has_its_message, send, values, wait_until
+from tests.support.worker_process import WorkerProcess
 
 PARTITIONS = 6
 DEADLINE_HOURS, AT_RISK_HOURS = 24, 6

@@ -5,8 +5,8 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from services.topics import TopicLayoutError, ensure_topics
-from streams.settings import ALERTS_TOPIC, CARE_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, SPA_TOPIC
+from podlink.services.topics import TopicLayoutError, ensure_topics
+from podlink.streams.worker.settings import ALERTS_TOPIC, CARE_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, SPA_TOPIC
 
 
 def test_missing_topics_are_created_alike_and_alerts_are_kept_for_ever(kafka_fresh):

@@ -1,0 +1,180 @@
+"""The POD episode as one UK Core CarePlan, rebuilt whole from the episode for every message.
+
+Status follows the referral: `draft` when only received, `active` once accepted, `revoked` when
+rejected or withdrawn, `completed` at discharge. The care coordinator (CPA) is the author.
+
+Activities are self-contained `detail`s, in a fixed order: the first-meeting deadline, the first
+contact, each network meeting, CPA reviews, prescriptions and admissions. They do not reference
+the meeting Encounters: a CarePlan travels in nearly every message, and references would pull
+every meeting, with its people, into each of them.
+
+The deadline activity (`first-network-meeting-within-24h`) is scheduled from the deadline's start
+to its due time (no period while the policy's clock has not started). Its status: `not-started`
+until a meeting is arranged, `scheduled` while one is, `completed` once the first meeting is held
+(with `outcomeCodeableConcept` met-within-deadline or met-after-deadline), `cancelled` if the
+referral is rejected or withdrawn first, `stopped` if the episode is discharged first.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.episode import Episode, Meeting
+
+from podlink.fhir_mappings.elements import Json, compact, meta, period, reference
+from podlink.fhir_mappings.errors import require_referral
+from podlink.fhir_mappings.people import practitioner, staff_reference
+from podlink.fhir_mappings.resource_ids import care_plan_id, patient_id, service_request_id
+from podlink.fhir_mappings.systems import DMD, PROFILE_CARE_PLAN
+from podlink.fhir_mappings.terminology import (
+    MENTAL_HEALTH_CRISIS_PLAN, MET_AFTER_DEADLINE, MET_WITHIN_DEADLINE, activity_code,
+)
+
+_STATUS = {
+    "received": "draft",
+    "accepted": "active",
+    "rejected": "revoked",
+    "withdrawn": "revoked",
+    "discharged": "completed",
+}
+_MEETING_STATUS = {"planned": "scheduled", "held": "completed", "cancelled": "cancelled"}
+_NEVER = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def care_plan(episode: Episode, deadline: Deadline | None) -> list[Json]:
+    """The CarePlan first, then the coordinator's Practitioner when one is assigned."""
+    referral = require_referral(episode)
+    coordinator = episode.coordinator
+    plan = compact({
+        "resourceType": "CarePlan",
+        "id": care_plan_id(referral.referralId),
+        "meta": meta(PROFILE_CARE_PLAN),
+        "status": _STATUS[episode.status],
+        "intent": "plan",
+        "category": [MENTAL_HEALTH_CRISIS_PLAN],
+        "title": "Peer-supported Open Dialogue care plan",
+        "subject": reference(patient_id(referral.patient.nhsNumber)),
+        "period": period(referral.receivedAt, _ended_at(episode)),
+        "author": staff_reference(episode, coordinator.staffId) if coordinator else None,
+        # R4 CarePlan.basedOn may only point at CarePlans: the referral is supporting information.
+        "supportingInfo": [reference(service_request_id(referral.referralId))],
+        "activity": [
+            _deadline_activity(episode, deadline),
+            *_contact_activity(episode),
+            *(_meeting_activity(m) for m in _meetings_in_order(episode)),
+            *_review_activities(episode),
+            *_medication_activities(episode),
+            *_admission_activities(episode),
+        ],
+    })
+    return [plan, practitioner(coordinator.staffId)] if coordinator else [plan]
+
+
+def _ended_at(episode: Episode) -> datetime | None:
+    if episode.status == "discharged" and episode.discharge:
+        return episode.discharge.dischargedAt
+    if episode.status == "rejected" and episode.rejection:
+        return episode.rejection.rejectedAt
+    if episode.status == "withdrawn" and episode.withdrawal:
+        return episode.withdrawal.withdrawnAt
+    return None
+
+
+def _activity(
+    code: str, display: str, status: str, *, kind: str | None = None,
+    start: datetime | None = None, end: datetime | None = None,
+    product: Json | None = None, description: str | None = None,
+) -> Json:
+    return {"detail": compact({
+        "kind": kind,
+        "code": activity_code(code, display),
+        "status": status,
+        "scheduledPeriod": period(start, end),
+        "productCodeableConcept": product,
+        "description": description,
+    })}
+
+
+def _deadline_activity(episode: Episode, deadline: Deadline | None) -> Json:
+    activity = _activity(
+        "first-network-meeting-within-24h", "First network meeting within 24 hours of contact",
+        _deadline_status(episode), kind="Appointment",
+        start=deadline.starts_at if deadline else None, end=deadline.due_at if deadline else None,
+    )
+    if deadline is not None and deadline.met_within is not None:
+        activity["outcomeCodeableConcept"] = [MET_WITHIN_DEADLINE if deadline.met_within else MET_AFTER_DEADLINE]
+    return activity
+
+
+def _deadline_status(episode: Episode) -> str:
+    if episode.first_meeting is not None:
+        return "completed"
+    if episode.is_closed:
+        return "stopped" if episode.status == "discharged" else "cancelled"
+    if any(m.status == "planned" for m in episode.meetings.values()):
+        return "scheduled"
+    return "not-started"
+
+
+def _contact_activity(episode: Episode) -> list[Json]:
+    contact = episode.first_contact
+    if contact is None:
+        return []
+    return [_activity(
+        "first-contact", "First contact with the service user", "completed",
+        start=contact.contactAt,
+    )]
+
+
+def _meetings_in_order(episode: Episode) -> list[Meeting]:
+    # By time, then id: the same meetings give the same order whatever order events came in.
+    return sorted(
+        episode.meetings.values(),
+        key=lambda m: (m.start or m.scheduled_start or m.cancelled_at or _NEVER, m.meeting_id),
+    )
+
+
+def _meeting_activity(meeting: Meeting) -> Json:
+    return _activity(
+        "network-meeting", "Open Dialogue network meeting", _MEETING_STATUS[meeting.status],
+        kind="Appointment", start=meeting.start or meeting.scheduled_start, end=meeting.end,
+    )
+
+
+def _review_activities(episode: Episode) -> list[Json]:
+    review = episode.last_cpa_review
+    if review is None:
+        return []
+    reviews = [_activity("cpa-review", "Care Programme Approach review", "completed", start=review.heldAt)]
+    if review.nextReviewDue:
+        reviews.append(_activity(
+            "cpa-review", "Care Programme Approach review", "scheduled", start=review.nextReviewDue,
+        ))
+    return reviews
+
+
+def _medication_activities(episode: Episode) -> list[Json]:
+    prescriptions = sorted(episode.prescriptions, key=lambda p: (p.prescribedAt, p.medication.display))
+    return [
+        _activity(
+            "medication", "Medication prescribed", "in-progress", kind="MedicationRequest",
+            start=p.prescribedAt,
+            product=compact({
+                "coding": [{"system": DMD, "code": p.medication.dmdCode}] if p.medication.dmdCode else None,
+                "text": p.medication.display,
+            }),
+        )
+        for p in prescriptions
+    ]
+
+
+def _admission_activities(episode: Episode) -> list[Json]:
+    admissions = sorted(episode.admissions, key=lambda a: a.admitted_at)
+    return [
+        _activity(
+            "inpatient-admission", "Inpatient admission",
+            "completed" if a.ended_at else "in-progress",
+            start=a.admitted_at, end=a.ended_at, description=a.ward,
+        )
+        for a in admissions
+    ]

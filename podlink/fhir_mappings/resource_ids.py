@@ -1,0 +1,71 @@
+"""The id of every resource we send, derived only from source identifiers (never from names).
+
+Ids are UUIDv5 (`streams.ids.stable_id`), so a replayed event updates the same resources in
+the EPR instead of creating new ones. Observations are facts fixed by their event data, so
+their ids come from that data, normalised to UTC: the same measure re-sent with another
+offset or event id still lands on the same Observation.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from podlink.streams.core.ids import stable_id
+
+from podlink.fhir_mappings.elements import instant
+
+FIRST_MEETING_PLANNED = "first-meeting-planned"
+
+
+def bundle_id(source: str, event_id: str) -> str:
+    return stable_id("bundle", source, event_id)
+
+
+def message_header_id(source: str, event_id: str) -> str:
+    return stable_id("messageheader", source, event_id)
+
+
+def patient_id(nhs_number: str) -> str:
+    # One Patient per person across referrals: the NHS number is the national key.
+    return stable_id("patient", nhs_number)
+
+
+def service_request_id(referral_id: str) -> str:
+    return stable_id("servicerequest", referral_id)
+
+
+def care_plan_id(referral_id: str) -> str:
+    return stable_id("careplan", referral_id)
+
+
+def first_meeting_encounter_id(referral_id: str) -> str:
+    return stable_id("encounter", referral_id, FIRST_MEETING_PLANNED)
+
+
+def meeting_encounter_id(referral_id: str, meeting_id: str) -> str:
+    return stable_id("encounter", referral_id, meeting_id)
+
+
+def practitioner_id(staff_id: str) -> str:
+    return stable_id("practitioner", staff_id)
+
+
+def related_person_id(referral_id: str, person_id: str) -> str:
+    # Network person ids come from the referral, so they are only unique within it.
+    return stable_id("relatedperson", referral_id, person_id)
+
+
+def location_id(kind: str) -> str:
+    return stable_id("location", kind)
+
+
+def measure_observation_id(
+    referral_id: str, instrument: str, timepoint: str, recorded_at: datetime, respondent_id: str | None,
+) -> str:
+    # Two carers may each complete the CWS at the same meeting.
+    return stable_id(
+        "observation", referral_id, "measure", instrument, timepoint, instant(recorded_at), respondent_id or "",
+    )
+
+
+def risk_observation_id(referral_id: str, assessed_at: datetime) -> str:
+    return stable_id("observation", referral_id, "risk", instant(assessed_at))

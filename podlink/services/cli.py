@@ -1,0 +1,140 @@
+"""The `podlink` command: `run` (everything on an embedded broker), `worker`, `bench`, and the
+operator tools `dead-letters` and `replay` (docs/operations.md)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pydantic import ValidationError
+
+from podlink.streams.worker.settings import Settings, describe_invalid
+
+from podlink.services import logs
+from podlink.services.kafka_options import aware_time
+
+
+def _settings_help() -> str:
+    lines = ["settings (environment variables):"]
+    for name, field in Settings.model_fields.items():
+        default = field.default if field.default is not None else "unset"
+        lines.append(f"  PODLINK_{name.upper():<28} {field.description} (default: {default})")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podlink",
+        description="Links a Peer-supported Open Dialogue team to the trust's systems: SPA "
+        "referrals and care events in, FHIR R4 messages, SLA alerts and outcome events out.",
+        epilog=_settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run", help="start an embedded broker, a worker and a stream of sample referrals",
+        description="Starts the embedded Tansu broker (memory only: for trying podlink out, "
+        "never for production), a worker, and sample referral pathways, and shows what "
+        "happens until Ctrl-C.", epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--sample-interval", type=float, default=10.0, metavar="SECONDS",
+                     help="a new sample referral every SECONDS (default 10)")
+    commands.add_parser(
+        "worker", help="run a worker against PODLINK_KAFKA_BOOTSTRAP",
+        description="Creates missing topics, then consumes the input topics and publishes "
+        "FHIR messages, outcome events, SLA alerts and dead letters.", epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench = commands.add_parser(
+        "bench", help="measure end-to-end throughput and latency against a ceiling",
+        description="Pushes synthetic referral pathways through a broker (embedded unless "
+        "--bootstrap is given) and reports events/s, p50/p99 latency to the FHIR message, and "
+        "the plain-aiokafka ceiling measured in the same run. With --recovery, measures "
+        "instead what a restart costs a worker holding that many open episodes.")
+    bench.add_argument("--pathways", type=int, default=2000, help="referral pathways (default 2000)")
+    bench.add_argument("--recovery", type=int, default=None, metavar="EPISODES",
+                       help="time a restart with EPISODES open episodes, with the RocksDB data "
+                       "kept and lost, and one deadline scan (on Apache Kafka unless --bootstrap)")
+    bench.add_argument("--bootstrap", default=None, help="broker to use instead of an embedded one")
+    _add_operator_tools(commands)
+    return parser
+
+
+def _time(text: str) -> object:
+    try:
+        return aware_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_operator_tools(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from podlink.streams.worker.settings import INPUT_TOPICS
+    letters = commands.add_parser(
+        "dead-letters", help="list the dead letters: source, reason, key, size (no values)",
+        description="Reads podlink.dead-letter.v1 (no consumer group: reading changes nothing) "
+        "and prints one line per dead letter, oldest first: time, source topic/partition@offset, "
+        "key, the value's size and the reason. Values can carry patient data, so they are shown "
+        "only with --show-values.")
+    letters.add_argument("--since", type=_time, metavar="TIME",
+                         help="only dead letters written at or after TIME (ISO 8601 with a zone, "
+                         "e.g. 2026-05-01T09:00Z); default: from the beginning")
+    letters.add_argument("--limit", type=int, metavar="N", help="at most N, oldest first")
+    letters.add_argument("--show-values", action="store_true",
+                         help="also print each original value (may hold patient data; warns on stderr)")
+    letters.add_argument("--json", action="store_true", help="one JSON object per line")
+    replay = commands.add_parser(
+        "replay", help="move the workers' committed input offsets back so they re-read records",
+        description="Moves the committed offsets of consumer group PODLINK_GROUP_ID on the input "
+        "topics back to an offset, a time, or the earliest record; never forward. Refuses while "
+        "a worker of the group is running. Re-read records re-send their FHIR messages and "
+        "outcome events with the same ids; no alert is raised twice. See docs/operations.md.")
+    to = replay.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to-offset", type=int, metavar="N", help="re-read from offset N of each chosen partition")
+    to.add_argument("--to-datetime", type=_time, metavar="TIME",
+                    help="re-read from the first record written at or after TIME (ISO 8601 with a zone)")
+    to.add_argument("--to-earliest", action="store_true", help="re-read from the earliest record kept")
+    replay.add_argument("--topic", choices=INPUT_TOPICS, help="one input topic (default: both)")
+    replay.add_argument("--partition", type=int, metavar="P", help="one partition number (default: all)")
+    replay.add_argument("--dry-run", action="store_true",
+                        help="show committed and new offsets and the records to re-read; change nothing")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"podlink: invalid setting: {describe_invalid(exc)}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format)
+    if args.command == "worker":
+        from podlink.services.runner import run_worker
+        return run_worker(settings)
+    if args.command == "run":
+        from podlink.services.runner import run_embedded
+        return run_embedded(settings, args.sample_interval)
+    if args.command == "dead-letters":
+        from podlink.services.dead_letters import run_dead_letters
+        return run_dead_letters(settings, args.since, args.limit, args.show_values, args.json)
+    if args.command == "replay":
+        from podlink.services.replay import Target, run_replay
+        target = (Target("offset", offset=args.to_offset) if args.to_offset is not None
+                  else Target("datetime", at=args.to_datetime) if args.to_datetime is not None
+                  else Target("earliest"))
+        return run_replay(settings, target, args.topic, args.partition, args.dry_run)
+    return _bench(settings, args)
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    # The benchmarks are development tools, outside the podlink wheel (devtools/).
+    try:
+        from podlink_devtools.bench import run_bench
+        from podlink_devtools.recovery_bench import run_recovery_bench
+    except ImportError:
+        print("podlink: bench is a development tool: from a source checkout, run scripts/bootstrap "
+              "(it installs devtools/ beside podlink), then .venv/bin/podlink bench", file=sys.stderr)
+        return 2
+    if args.recovery is not None:
+        return run_recovery_bench(settings, args.recovery, args.bootstrap)
+    return run_bench(settings, args.pathways, args.bootstrap)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

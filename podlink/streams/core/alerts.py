@@ -1,0 +1,34 @@
+"""SLA alerts for on-call staff, as CloudEvents on `pod.sla-alerts.v1`.
+
+Each kind is raised at most once per referral and policy; the id is fixed by those, so a
+consumer (PagerDuty's dedup_key, Alertmanager's fingerprint) sees one alert, not a storm.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from podlink.streams.core.deadlines import AlertKind, Deadline, london
+from podlink.streams.core.outcomes import cloud_event, utc
+
+ALERT_TYPES: dict[str, str] = {
+    "at-risk": "sla.at-risk",
+    "breached": "sla.breached",
+    "resolved": "sla.resolved",
+}
+
+
+def alert_event(deadline: Deadline, kind: AlertKind, now: datetime) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "policy": deadline.policy,
+        "teamCode": deadline.team_code,
+        "deadline": utc(deadline.due_at),
+        "deadlineLocal": london(deadline.due_at),
+        "deadlineStart": utc(deadline.starts_at),
+        "raisedAt": utc(now),
+        "minutesPastDeadline": round((now - deadline.due_at).total_seconds() / 60),
+    }
+    if kind == "resolved":
+        data["resolvedBy"] = "meeting-held" if deadline.met_at is not None else "referral-closed"
+        data["resolvedAt"] = utc(deadline.met_at or deadline.closed_at or now)
+    return cloud_event(ALERT_TYPES[kind], deadline.referral_id, now, data, deadline.policy)

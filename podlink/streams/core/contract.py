@@ -1,0 +1,108 @@
+"""Reading one inbound record against the SPA contract (`../shared/contracts/`, v1).
+
+A record either becomes an `Event` or a `Rejection` whose reason names the field and the rule
+it broke, never the value: values can be NHS numbers, names or free text.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jsonschema_rs
+from pydantic import ValidationError
+
+from podlink.streams.core.events import Event, parse_event
+
+SCHEMA_FILE = "pod-events.v1.schema.json"
+_SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    event: Event
+    raw: dict[str, Any]
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads(resources.files(__package__).joinpath("contract", SCHEMA_FILE).read_text())
+
+
+_VALIDATOR = jsonschema_rs.validator_for(load_schema())
+
+
+def nhs_number_is_valid(number: str) -> bool:
+    """Modulus 11 check (NHS Data Dictionary): digits 1-9 weighted 10..2, check digit 10th."""
+    if len(number) != 10 or not number.isdigit():
+        return False
+    total = sum(int(digit) * weight for digit, weight in zip(number[:9], range(10, 1, -1)))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(number[9])
+
+
+def read_record(key: bytes | None, value: bytes | None) -> Accepted | Rejection:
+    """Validate one Kafka record (key = referral id, value = CloudEvent JSON)."""
+    if value is None:
+        return Rejection("record has no value")
+    try:
+        raw = json.loads(value)
+    except UnicodeDecodeError:
+        return Rejection("value is not UTF-8")
+    except json.JSONDecodeError as exc:
+        return Rejection(f"value is not JSON (line {exc.lineno}, column {exc.colno})")
+    if not isinstance(raw, dict):
+        return Rejection("value is not a JSON object")
+    problem = contract_problem(raw)
+    if problem is not None:
+        return Rejection(problem)
+    try:
+        event = parse_event(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"])
+        return Rejection(f"contract: {path}: {first['type']}")
+    if key is None or key.decode("utf-8", "replace") != event.subject:
+        return Rejection("record key is not the event subject (the referral id)")
+    return Accepted(event, raw)
+
+
+def contract_problem(raw: dict[str, Any]) -> str | None:
+    """The first way `raw` breaks the contract, or None if it keeps it."""
+    error = next(iter(_VALIDATOR.iter_errors(raw)), None)
+    if error is not None:
+        return f"contract: {_path(error.instance_path)}: {_rule(error)}"
+    data = raw["data"]
+    if data.get("referralId") != raw["subject"]:
+        return "contract: data.referralId differs from subject"
+    if raw["type"] == "uk.nhs.spa.referral.received" and not nhs_number_is_valid(
+        data["patient"]["nhsNumber"]
+    ):
+        return "contract: data.patient.nhsNumber fails the modulus 11 check"
+    return None
+
+
+def _path(parts: Any) -> str:
+    return ".".join(str(p) for p in parts) or "(event)"
+
+
+def _rule(error: Any) -> str:
+    keyword = str(list(error.schema_path)[-1]) if list(error.schema_path) else "schema"
+    kind = error.kind
+    if keyword == "required" and _SAFE_NAME.match(getattr(kind, "property", "") or ""):
+        return f"required property {kind.property!s} is missing"
+    if keyword == "additionalProperties":
+        names = [n for n in getattr(kind, "unexpected", []) if _SAFE_NAME.match(str(n))]
+        return f"property not in the contract ({', '.join(names) or 'unnamed'})"
+    return f"breaks the '{keyword}' rule"
+
+
+

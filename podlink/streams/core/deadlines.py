@@ -1,0 +1,102 @@
+"""The first-meeting deadline and the alerts it calls for, as pure functions of state and time.
+
+Deadlines come from event times; whether an alert is due depends on the wall clock, which the
+caller passes in (`now`), so tests can stand anywhere in time without sleeping.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+
+from podlink.streams.core.episode import Episode, Policy
+
+AlertKind = Literal["at-risk", "breached", "resolved"]
+FIRST_MEETING = "first-meeting"
+LONDON = ZoneInfo("Europe/London")
+
+
+class Deadline(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    referral_id: str
+    policy: str = FIRST_MEETING
+    team_code: str | None
+    starts_at: datetime
+    due_at: datetime
+    at_risk_from: datetime
+    met_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.met_at is None and self.closed_at is None
+
+    @property
+    def met_within(self) -> bool | None:
+        return None if self.met_at is None else self.met_at <= self.due_at
+
+
+def first_meeting_deadline(episode: Episode, policy: Policy) -> Deadline | None:
+    """The deadline for the first network meeting, or None while it has no start yet."""
+    start = _deadline_start(episode, policy)
+    if start is None:
+        return None
+    # Elapsed hours in UTC: a deadline across the clock change is still 24 real hours.
+    start = start.astimezone(timezone.utc)
+    due = start + timedelta(hours=policy.deadline_hours)
+    first = episode.first_meeting
+    return Deadline(
+        referral_id=episode.referral_id,
+        team_code=episode.team_code,
+        starts_at=start,
+        due_at=due,
+        at_risk_from=due - timedelta(hours=policy.at_risk_hours),
+        met_at=first.start.astimezone(timezone.utc) if first and first.start else None,
+        closed_at=_closed_at(episode),
+    )
+
+
+def due_alerts(deadline: Deadline, raised: frozenset[str], now: datetime) -> list[AlertKind]:
+    """The alerts to raise now, given those already raised for this referral."""
+    if not deadline.is_open:
+        # A late meeting or a closed referral ends a breach that on-call staff were paged for.
+        if "breached" in raised and "resolved" not in raised:
+            return ["resolved"]
+        return []
+    if now >= deadline.due_at:
+        return [] if "breached" in raised else ["breached"]
+    if now >= deadline.at_risk_from:
+        return [] if "at-risk" in raised or "breached" in raised else ["at-risk"]
+    return []
+
+
+def alert_due_at(deadline: Deadline, kind: AlertKind) -> datetime:
+    """When an alert of `kind` became due: what its latency is measured from."""
+    if kind == "at-risk":
+        return deadline.at_risk_from
+    if kind == "breached":
+        return deadline.due_at
+    return deadline.met_at or deadline.closed_at or deadline.due_at
+
+
+def london(moment: datetime) -> str:
+    return moment.astimezone(LONDON).isoformat()
+
+
+def _deadline_start(episode: Episode, policy: Policy) -> datetime | None:
+    if policy.deadline_starts_at == "first-contact":
+        return episode.first_contact.contactAt if episode.first_contact else None
+    return episode.referral.receivedAt if episode.referral else None
+
+
+def _closed_at(episode: Episode) -> datetime | None:
+    if episode.rejection is not None:
+        return episode.rejection.rejectedAt.astimezone(timezone.utc)
+    if episode.withdrawal is not None:
+        return episode.withdrawal.withdrawnAt.astimezone(timezone.utc)
+    if episode.discharge is not None:
+        return episode.discharge.dischargedAt.astimezone(timezone.utc)
+    return None

@@ -1,0 +1,150 @@
+"""Outcome events for reporting and evaluation, as CloudEvents 1.0 structured JSON.
+
+They carry the referral id and coded facts only: no names, NHS numbers, phone numbers or free
+text, so downstream reporting never handles patient identifiers.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any
+
+from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.episode import Transition
+from podlink.streams.core.events import (
+    ContactMade, EpisodeDischarged, MeetingHeld, ReferralAccepted, ReferralReceived,
+    ReferralRejected, ReferralWithdrawn,
+)
+from podlink.streams.core.ids import stable_id
+
+SOURCE = "urn:podlink:episode-processor"
+PREFIX = "uk.nhs.podlink."
+
+
+def cloud_event(kind: str, subject: str, time: datetime, data: dict[str, Any], *id_parts: str) -> dict[str, Any]:
+    """A CloudEvents 1.0 structured-mode event with an id fixed by its kind and `id_parts`."""
+    return {
+        "specversion": "1.0",
+        "id": stable_id(kind, subject, *id_parts),
+        "source": SOURCE,
+        "type": PREFIX + kind,
+        "subject": subject,
+        "time": utc(time),
+        "datacontenttype": "application/json",
+        "data": {"referralId": subject, **data},
+    }
+
+
+def utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def outcome_events(transition: Transition, deadline: Deadline | None) -> list[dict[str, Any]]:
+    """The milestones that `transition` reached (each at most once per referral)."""
+    before, after, data = transition.before, transition.after, transition.event.data
+    ref = after.referral_id
+    match data:
+        case ReferralReceived() if before.referral is None:
+            return [cloud_event("referral.registered", ref, data.receivedAt, {
+                "teamCode": data.referredTo.teamCode,
+                "odsCode": data.referredTo.odsCode,
+                "source": data.source,
+                "urgency": data.urgency,
+                "riskLevel": data.riskLevel,
+                "cpaRequired": data.cpaRequired,
+                "networkSize": len(data.network),
+                "receivedAt": utc(data.receivedAt),
+                "deadline": utc(deadline.due_at) if deadline else None,
+            })]
+        case ReferralAccepted() if before.acceptance is None:
+            return [cloud_event("referral.accepted", ref, data.acceptedAt, {
+                "teamCode": data.teamCode,
+                "acceptedAt": utc(data.acceptedAt),
+                "allocatedRole": data.allocatedTo.role if data.allocatedTo else None,
+            })]
+        case ReferralRejected() | ReferralWithdrawn() if not _was_closed(before):
+            return [_closed(ref, data)]
+        case ContactMade() if before.first_contact is None:
+            return [cloud_event("contact.first", ref, data.contactAt, {
+                "contactAt": utc(data.contactAt),
+                "method": data.method,
+                "staffRole": data.staff.role,
+                "outcome": data.outcome,
+                "minutesFromReferral": _minutes(after.referral.receivedAt, data.contactAt)
+                if after.referral else None,
+            })]
+        case MeetingHeld() if data.meetingId not in {m.meeting_id for m in before.held_meetings}:
+            events = []
+            if before.first_meeting is None and deadline is not None:
+                events.append(_first_meeting(ref, data, deadline))
+            events.append(_meeting_held(ref, data, after.held_meetings))
+            return events
+        case EpisodeDischarged() if before.discharge is None:
+            return [cloud_event("episode.discharged", ref, data.dischargedAt, {
+                "dischargedAt": utc(data.dischargedAt),
+                "sharedDecision": data.sharedDecision,
+                "occupationAtDischarge": data.occupationAtDischarge,
+                "meetingsHeld": len(after.held_meetings),
+                "bedDays": _bed_days(after),
+            })]
+    return []
+
+
+def _was_closed(episode: Any) -> bool:
+    return episode.rejection is not None or episode.withdrawal is not None
+
+
+def _closed(ref: str, data: ReferralRejected | ReferralWithdrawn) -> dict[str, Any]:
+    if isinstance(data, ReferralRejected):
+        return cloud_event("referral.closed", ref, data.rejectedAt, {
+            "outcome": "rejected", "closedAt": utc(data.rejectedAt), "redirectedTo": data.redirectedTo,
+        })
+    return cloud_event("referral.closed", ref, data.withdrawnAt, {
+        "outcome": "withdrawn", "closedAt": utc(data.withdrawnAt),
+    })
+
+
+def _first_meeting(ref: str, data: MeetingHeld, deadline: Deadline) -> dict[str, Any]:
+    return cloud_event("meeting.first", ref, data.start, {
+        "meetingId": data.meetingId,
+        "start": utc(data.start),
+        "policy": deadline.policy,
+        "deadline": utc(deadline.due_at),
+        "withinDeadline": data.start <= deadline.due_at,
+        "minutesFromDeadlineStart": _minutes(deadline.starts_at, data.start),
+    })
+
+
+def _meeting_held(ref: str, data: MeetingHeld, held: list[Any]) -> dict[str, Any]:
+    kinds = Counter(a.kind for a in data.attendees)
+    relationships = Counter(a.relationship for a in data.attendees if a.kind == "network_member")
+    roles = Counter(a.role for a in data.attendees if a.kind == "staff")
+    number = next((i for i, m in enumerate(held, 1) if m.meeting_id == data.meetingId), None)
+    return cloud_event("meeting.held", ref, data.start, {
+        "meetingId": data.meetingId,
+        "meetingNumber": number,
+        "start": utc(data.start),
+        "end": utc(data.end),
+        "durationMinutes": _minutes(data.start, data.end),
+        "location": data.location,
+        "attendance": {k: kinds.get(k, 0) for k in ("service_user", "network_member", "staff")},
+        "networkMembersByRelationship": dict(sorted(relationships.items())),
+        "staffByRole": dict(sorted(roles.items())),
+        "adherenceScore": data.adherenceScore,
+    }, data.meetingId)
+
+
+def _minutes(start: datetime, end: datetime) -> int:
+    return round((end - start).total_seconds() / 60)
+
+
+def _bed_days(episode: Any) -> int:
+    # Days from admission to discharge from the bed, counted as MHSDS counts bed days:
+    # calendar nights occupied; an admission still open at discharge counts to discharge.
+    end_default = episode.discharge.dischargedAt if episode.discharge else None
+    nights = 0
+    for admission in episode.admissions:
+        end = admission.ended_at or end_default
+        if end is not None:
+            nights += max(0, (end.date() - admission.admitted_at.date()).days)
+    return nights

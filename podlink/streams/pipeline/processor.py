@@ -1,0 +1,58 @@
+"""What one accepted event does: the new episode state and every record it must publish.
+
+Pure: the Faust agent in `app.py` only loads the episode, calls `process`, stores the result
+and sends the records.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from podlink.fhir_mappings import build_message
+
+from podlink.streams.core.contract import Accepted
+from podlink.streams.core.deadlines import Deadline, first_meeting_deadline
+from podlink.streams.core.episode import Episode, Policy, Position, Verdict, apply
+from podlink.streams.core.outcomes import outcome_events
+
+
+@dataclass(frozen=True)
+class Result:
+    episode: Episode
+    verdict: Verdict
+    deadline: Deadline | None = None
+    deadline_changed: bool = False
+    fhir_messages: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def process(episode: Episode | None, accepted: Accepted, policy: Policy,
+            position: Position | None = None) -> Result:
+    step = apply(episode, accepted.event, accepted.raw, policy, position)
+    if step.verdict == "replayed":
+        # Same outputs, same ids, from the state the replayed record led to.
+        transition = step.transitions[0]
+        deadline = first_meeting_deadline(transition.after, policy)
+        return Result(
+            episode=step.episode, verdict="replayed", deadline=deadline,
+            fhir_messages=[build_message(transition.event, transition.after, deadline)],
+            outcomes=outcome_events(transition, deadline),
+        )
+    if step.verdict != "applied":
+        return Result(step.episode, step.verdict)
+    before = first_meeting_deadline(step.transitions[0].before, policy) if episode else None
+    messages: list[dict[str, Any]] = []
+    outcomes: list[dict[str, Any]] = []
+    deadline = before
+    for transition in step.transitions:
+        deadline = first_meeting_deadline(transition.after, policy)
+        messages.append(build_message(transition.event, transition.after, deadline))
+        outcomes.extend(outcome_events(transition, deadline))
+    return Result(
+        episode=step.episode,
+        verdict="applied",
+        deadline=deadline,
+        deadline_changed=deadline != before,
+        fhir_messages=messages,
+        outcomes=outcomes,
+    )

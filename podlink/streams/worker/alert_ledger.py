@@ -1,0 +1,76 @@
+"""Which SLA alerts have been published, read back from `pod.sla-alerts.v1` itself.
+
+The alerts topic is the only record that cannot disagree with what on-call staff received, so
+a worker that restarts, or takes over another worker's partitions, learns from it which alerts
+exist before it raises any: each alert goes out at most once per referral and kind.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from podlink.streams.core.alerts import ALERT_TYPES
+from podlink.streams.core.outcomes import PREFIX
+
+_KIND_BY_TYPE = {PREFIX + t: kind for kind, t in ALERT_TYPES.items()}
+
+
+class AlertLedger:
+    def __init__(self, bootstrap: str, topic: str, client_options: Mapping[str, Any] | None = None) -> None:
+        self._topic = topic
+        self._bootstrap = bootstrap
+        self._client_options = dict(client_options or {})
+        self._raised: dict[str, set[str]] = defaultdict(set)
+        self._reader: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer
+
+    async def start(self) -> None:
+        # Made here, not in __init__: aiokafka clients belong to the running event loop.
+        # Without a group, subscribe() assigns every partition, and follows new ones.
+        self._consumer = AIOKafkaConsumer(
+            self._topic, bootstrap_servers=self._bootstrap, enable_auto_commit=False,
+            group_id=None, auto_offset_reset="earliest", **self._client_options,
+        )
+        await self._consumer.start()
+        self._reader = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self._consumer.stop()
+
+    def raised(self, referral_id: str) -> frozenset[str]:
+        return frozenset(self._raised.get(referral_id, ()))
+
+    def record(self, referral_id: str, kind: str) -> None:
+        self._raised[referral_id].add(kind)
+
+    async def catch_up(self, timeout: float) -> bool:
+        """Read the topic up to its end as of now; False if that took longer than `timeout`."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._consumer.assignment():
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.05)
+        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+        for tp, end in ends.items():
+            while await self._consumer.position(tp) < end:
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await asyncio.sleep(0.05)
+        return True
+
+    async def _read(self) -> None:
+        async for record in self._consumer:
+            try:
+                alert = json.loads(record.value)
+                kind = _KIND_BY_TYPE.get(alert.get("type"))
+                if kind is not None:
+                    self._raised[alert["subject"]].add(kind)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # not ours to judge: only podlink writes here, and it writes JSON

@@ -1,0 +1,113 @@
+"""What a worker counts, in Prometheus form, for trust IT's dashboards and paging rules.
+
+Labels are closed sets (topics, event types from the contract's enum, outcomes, alert kinds) or
+dead-letter reasons, which name a field and a rule and never a value; digits in a reason
+(array indices, JSON line and column) are folded so that the set of reasons stays small.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from podlink.streams.core.deadlines import Deadline
+
+CONTENT_TYPE = "text/plain; version=0.0.4"
+UNREADABLE = "unreadable"
+
+# From a few milliseconds (a record handled as it arrives) to minutes (a backlog).
+PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+# From the scan interval to a day: a backlog replayed after an outage alerts late, and shows it.
+ALERT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
+
+
+@dataclass(frozen=True)
+class DeadlineCounts:
+    open_episodes: int
+    at_risk: int
+    breached: int
+
+
+def deadline_counts(deadlines: Iterable[Deadline], now: datetime) -> DeadlineCounts:
+    """Referrals not yet closed, and open first-meeting deadlines at risk or past due at `now`."""
+    open_episodes = at_risk = breached = 0
+    for deadline in deadlines:
+        if deadline.closed_at is None:
+            open_episodes += 1
+        if not deadline.is_open:
+            continue
+        if now >= deadline.due_at:
+            breached += 1
+        elif now >= deadline.at_risk_from:
+            at_risk += 1
+    return DeadlineCounts(open_episodes, at_risk, breached)
+
+
+def reason_label(reason: str) -> str:
+    return re.sub(r"\d+", "N", reason)
+
+
+class Metrics:
+    """One worker's metrics, in a registry of its own (tests run several workers in a process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.records = Counter(
+            "podlink_records", "Input records read, by topic, event type and what became of them",
+            ["topic", "type", "outcome"], registry=r)
+        self.dead_letters = Counter(
+            "podlink_dead_letters", "Records sent to the dead-letter topic, by reason",
+            ["reason"], registry=r)
+        self.processing_latency = Histogram(
+            "podlink_processing_latency_seconds",
+            "From a record's broker timestamp to its outputs handed to the producer",
+            buckets=PROCESSING_BUCKETS, registry=r)
+        self.alerts = Counter(
+            "podlink_alerts", "SLA alerts published, by kind", ["kind"], registry=r)
+        self.alert_latency = Histogram(
+            "podlink_alert_latency_seconds",
+            "From the moment an alert became due (at-risk time, deadline, meeting or closure) "
+            "to the alert published", ["kind"], buckets=ALERT_BUCKETS, registry=r)
+        self.open_episodes = Gauge(
+            "podlink_open_episodes", "Referrals on this worker's partitions that are not closed "
+            "(rejected, withdrawn or discharged), as of the last deadline scan", registry=r)
+        self.deadlines_at_risk = Gauge(
+            "podlink_deadlines_at_risk", "Open first-meeting deadlines inside the at-risk window",
+            registry=r)
+        self.deadlines_breached = Gauge(
+            "podlink_deadlines_breached", "Open first-meeting deadlines past due, meeting not held",
+            registry=r)
+        self.consumer_lag = Gauge(
+            "podlink_consumer_lag", "Records on an input partition not yet processed by this worker",
+            ["topic", "partition"], registry=r)
+        self.ready = Gauge(
+            "podlink_ready", "1 once this worker's tables are recovered and it is not rebalancing",
+            registry=r)
+
+    def record(self, topic: str, event_type: str, outcome: str) -> None:
+        self.records.labels(topic=topic, type=event_type, outcome=outcome).inc()
+
+    def dead_letter(self, reason: str) -> None:
+        self.dead_letters.labels(reason=reason_label(reason)).inc()
+
+    def alert(self, kind: str, latency_seconds: float) -> None:
+        self.alerts.labels(kind=kind).inc()
+        self.alert_latency.labels(kind=kind).observe(max(latency_seconds, 0.0))
+
+    def deadlines(self, counts: DeadlineCounts) -> None:
+        self.open_episodes.set(counts.open_episodes)
+        self.deadlines_at_risk.set(counts.at_risk)
+        self.deadlines_breached.set(counts.breached)
+
+    def lag(self, lags: dict[tuple[str, int], int]) -> None:
+        # Partitions move between workers: a revoked one must not keep its last value.
+        self.consumer_lag.clear()
+        for (topic, partition), lag in lags.items():
+            self.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,123 @@
+from podlink.services.samples import pathway
+from podlink.streams.core.episode import Policy
+from tests.support.contract_examples import example
+from tests.support.episodes import T0, feed, records
+
+
+def test_a_referral_opens_an_episode_and_acceptance_moves_it_on():
+    episode, steps = feed(records("on-time")[:2])
+    assert [s.verdict for s in steps] == ["applied", "applied"]
+    assert episode.status == "accepted" and episode.team_code == "POD-CANTERBURY"
+
+
+def test_the_same_event_twice_is_applied_once():
+    rec = records("on-time")
+    episode, steps = feed(rec + rec[:3])
+    assert [s.verdict for s in steps[-3:]] == ["duplicate"] * 3
+    assert len(episode.applied) == len(rec)
+
+
+def test_care_events_before_their_referral_wait_and_are_applied_when_it_arrives():
+    care_first = records("care-first")
+    assert care_first[0].value["type"] == "uk.nhs.pod.meeting.scheduled"
+    episode, steps = feed(care_first[:2])
+    assert [s.verdict for s in steps] == ["pending", "pending"]
+    assert episode.status == "awaiting-referral" and len(episode.pending) == 2
+    episode, steps = feed(care_first[2:3], episode=episode)
+    assert steps[0].verdict == "applied"
+    assert [t.event.type for t in steps[0].transitions] == [
+        "uk.nhs.spa.referral.received", "uk.nhs.pod.meeting.scheduled", "uk.nhs.pod.meeting.held"]
+    assert episode.pending == () and episode.first_meeting.meeting_id == "MTG-1"
+
+
+def test_a_waiting_event_delivered_again_is_still_a_duplicate():
+    care_first = records("care-first")
+    _, steps = feed([care_first[1], care_first[1]])
+    assert [s.verdict for s in steps] == ["pending", "duplicate"]
+
+
+def test_referrals_for_other_teams_are_out_of_scope_and_so_are_their_care_events():
+    policy = Policy(teams=frozenset({"POD-ELSEWHERE"}))
+    episode, steps = feed(records("on-time"), policy)
+    assert episode.status == "out-of-scope"
+    assert {s.verdict for s in steps} == {"out-of-scope"}
+    assert episode.referral is None
+
+
+def test_a_closed_referral_is_not_reopened_by_a_late_acceptance():
+    rec = records("withdrawn")
+    accepted = pathway("REF-T-1", T0, "on-time")[1]
+    episode, _ = feed(rec + [accepted])
+    assert episode.status == "withdrawn"
+
+
+def test_the_first_meeting_is_the_earliest_held_whatever_the_arrival_order():
+    rec = records("on-time")
+    held = [r for r in rec if r.value["type"] == "uk.nhs.pod.meeting.held"]
+    episode, _ = feed([rec[0], held[2], held[0], held[1]])
+    assert [m.meeting_id for m in episode.held_meetings] == ["MTG-1", "MTG-2", "MTG-3"]
+
+
+def test_a_cancellation_after_the_meeting_was_held_does_not_unhold_it():
+    ref = example("referral-received")
+    held = example("meeting-held")
+    cancelled = example("meeting-cancelled")
+    cancelled["data"]["meetingId"] = "MTG-1"
+    episode, _ = feed([ref, held, cancelled])
+    assert episode.meetings["MTG-1"].status == "held"
+
+
+def test_every_contract_example_applies_to_an_episode():
+    names = ["referral-received", "referral-accepted", "contact-made", "meeting-scheduled",
+             "meeting-held", "meeting-cancelled", "risk-assessed", "cpa-coordinator-assigned",
+             "cpa-review-held", "medication-prescribed", "measure-recorded", "admission-started",
+             "admission-ended", "episode-discharged"]
+    episode, steps = feed([example(n) for n in names])
+    assert all(s.verdict == "applied" for s in steps)
+    assert episode.status == "discharged"
+    assert episode.coordinator.role == "nurse" and episode.risk.level == "medium"
+    assert episode.admissions[0].ended_at is not None and len(episode.measures) == 1
+
+
+def test_episode_state_round_trips_through_its_stored_json():
+    episode, _ = feed(records("care-first")[:2])
+    from podlink.streams.core.episode import Episode
+    assert Episode.model_validate_json(episode.model_dump_json()) == episode
+
+
+def _feed_at(records, offsets, episode=None):
+    from podlink.streams.core.episode import Position, apply
+    from podlink.streams.core.events import parse_event
+    steps = []
+    for record, offset in zip(records, offsets):
+        step = apply(episode, parse_event(record.value), record.value, Policy(),
+                     Position(record.topic, 0, offset))
+        episode = step.episode
+        steps.append(step)
+    return episode, steps
+
+
+def test_a_record_read_again_after_a_crash_is_replayed_with_its_transition():
+    rec = records("on-time")
+    episode, _ = _feed_at(rec, range(len(rec)))
+    # The worker restarts from an older commit: the same records at the same offsets.
+    _, steps = _feed_at(rec[3:5], [3, 4], episode)
+    assert [s.verdict for s in steps] == ["replayed", "replayed"]
+    assert all(s.episode == episode for s in steps)
+
+
+def test_the_same_event_at_a_new_offset_is_a_duplicate_from_the_source():
+    rec = records("on-time")
+    episode, _ = _feed_at(rec, range(len(rec)))
+    _, steps = _feed_at(rec[3:4], [100], episode)
+    assert steps[0].verdict == "duplicate" and steps[0].transitions == ()
+
+
+def test_rewinding_a_meeting_forgets_it_and_every_later_meeting():
+    from podlink.streams.core.episode import rewind
+    from podlink.streams.core.events import parse_event
+    rec = records("on-time")
+    episode, _ = feed(rec)
+    first_held = next(r for r in rec if r.value["type"] == "uk.nhs.pod.meeting.held")
+    before = rewind(episode, parse_event(first_held.value).data)
+    assert before.first_meeting is None and episode.first_meeting.meeting_id == "MTG-1"
