@@ -30,11 +30,16 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
 from podlink.fhir_mappings.resource_ids import bundle_id
-from podlink.streams.worker.settings import FHIR_TOPIC, INPUT_TOPICS, Settings
-
-from podlink.services.embedded_broker import BrokerStartError, EmbeddedBroker, free_port, log_tail
+from podlink.services.embedded_broker import (
+    BrokerStartError,
+    EmbeddedBroker,
+    free_port,
+    log_tail,
+)
 from podlink.services.samples import stream
 from podlink.services.topics import TopicLayoutError, ensure_topics
+from podlink.streams.core.encoding import json_bytes
+from podlink.streams.worker.settings import FHIR_TOPIC, INPUT_TOPICS, Settings
 
 # On-time pathways from long ago: each meets its deadline within its own burst of events, and
 # nothing is left open for the deadline timer to alert on.
@@ -178,7 +183,7 @@ def _measure(settings: Settings, pathways: int, bootstrap: str, embedded: bool, 
 
 def _synthetic(prefix: str, pathways: int) -> list[BenchRecord]:
     return [
-        BenchRecord(r.topic, r.key.encode(), json.dumps(r.value).encode(),
+        BenchRecord(r.topic, r.key.encode(), json_bytes(r.value),
                     bundle_id(r.value["source"], r.value["id"]))
         for r in stream(RECEIVED_AT, pathways, ("on-time",), prefix)
     ]

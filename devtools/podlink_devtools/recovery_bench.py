@@ -32,14 +32,21 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from rocksdict import AccessType, Options, Rdict
 
-from podlink.streams.worker.app import DeadlineEntries
-from podlink.streams.core.deadlines import due_alerts
-from podlink.streams.worker.settings import INPUT_TOPICS, Settings
-
-from podlink_devtools.apache_kafka import KAFKA_VERSION, ApacheKafkaBroker
-from podlink_devtools.bench import BenchError, progress, run_in_work_dir, start_group_at_end, start_worker, stop_worker
 from podlink.services.samples import Record, pathway
 from podlink.services.topics import ensure_topics
+from podlink.streams.core.deadlines import due_alerts
+from podlink.streams.core.encoding import json_bytes
+from podlink.streams.worker.app import DeadlineEntries
+from podlink.streams.worker.settings import INPUT_TOPICS, Settings
+from podlink_devtools.apache_kafka import KAFKA_VERSION, ApacheKafkaBroker
+from podlink_devtools.bench import (
+    BenchError,
+    progress,
+    run_in_work_dir,
+    start_group_at_end,
+    start_worker,
+    stop_worker,
+)
 
 TABLES = ("episodes", "deadlines")
 # No load progress for this long means the worker is stuck, not slow.
@@ -121,7 +128,7 @@ def _send(bootstrap: str, records: list[Record]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
     try:
         for r in records:
-            producer.send(r.topic, key=r.key.encode(), value=json.dumps(r.value).encode())
+            producer.send(r.topic, key=r.key.encode(), value=json_bytes(r.value))
         producer.flush()
     finally:
         producer.close()

@@ -18,17 +18,23 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from podlink.streams.core.deadlines import Deadline
-from podlink.streams.core.episode import Episode, Meeting
-
 from podlink.fhir_mappings.elements import Json, compact, meta, period, reference
 from podlink.fhir_mappings.errors import require_referral
 from podlink.fhir_mappings.people import practitioner, staff_reference
-from podlink.fhir_mappings.resource_ids import care_plan_id, patient_id, service_request_id
+from podlink.fhir_mappings.resource_ids import (
+    care_plan_id,
+    patient_id,
+    service_request_id,
+)
 from podlink.fhir_mappings.systems import DMD, PROFILE_CARE_PLAN
 from podlink.fhir_mappings.terminology import (
-    MENTAL_HEALTH_CRISIS_PLAN, MET_AFTER_DEADLINE, MET_WITHIN_DEADLINE, activity_code,
+    MENTAL_HEALTH_CRISIS_PLAN,
+    MET_AFTER_DEADLINE,
+    MET_WITHIN_DEADLINE,
+    activity_code,
 )
+from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.episode import Episode, Meeting
 
 _STATUS = {
     "received": "draft",

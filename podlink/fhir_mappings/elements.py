@@ -5,15 +5,12 @@ Resources are assembled from dicts and each validated once, by its own fhir.reso
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
+from podlink.streams.core.encoding import utc_text
+
 Json = dict[str, Any]
-
-
-def instant(moment: datetime) -> str:
-    """A FHIR instant in UTC: one spelling per moment, so equal inputs give equal messages."""
-    return moment.astimezone(timezone.utc).isoformat().removesuffix("+00:00") + "Z"
 
 
 def full_url(resource_id: str) -> str:
@@ -39,8 +36,8 @@ def meta(profile: str) -> Json:
 
 def period(start: datetime | None, end: datetime | None = None) -> Json | None:
     return compact({
-        "start": instant(start) if start else None,
-        "end": instant(end) if end else None,
+        "start": utc_text(start) if start else None,
+        "end": utc_text(end) if end else None,
     }) or None
 
 

@@ -17,19 +17,36 @@ Two kinds of Encounter per referral:
 """
 from __future__ import annotations
 
-from podlink.streams.core.episode import Episode, Meeting
-
 from podlink.fhir_mappings.elements import Json, compact, meta, period, reference
 from podlink.fhir_mappings.errors import require_referral
-from podlink.fhir_mappings.people import location, practitioner, related_person, staff_reference
+from podlink.fhir_mappings.people import (
+    location,
+    practitioner,
+    related_person,
+    staff_reference,
+)
 from podlink.fhir_mappings.resource_ids import (
-    first_meeting_encounter_id, location_id, meeting_encounter_id, patient_id, service_request_id,
+    first_meeting_encounter_id,
+    location_id,
+    meeting_encounter_id,
+    patient_id,
+    service_request_id,
 )
-from podlink.fhir_mappings.systems import EXT_CANCELLATION_REASON, EXT_SERVICE_USER_ATTENDED, PROFILE_ENCOUNTER
+from podlink.fhir_mappings.systems import (
+    EXT_CANCELLATION_REASON,
+    EXT_SERVICE_USER_ATTENDED,
+    PROFILE_ENCOUNTER,
+)
 from podlink.fhir_mappings.terminology import (
-    ENCOUNTER_CLASS, FIRST_NETWORK_MEETING, MEETING_STATUS, NETWORK_MEETING, UNKNOWN_CLASS,
-    cancellation_reason, staff_role,
+    ENCOUNTER_CLASS,
+    FIRST_NETWORK_MEETING,
+    MEETING_STATUS,
+    NETWORK_MEETING,
+    UNKNOWN_CLASS,
+    cancellation_reason,
+    staff_role,
 )
+from podlink.streams.core.episode import Episode, Meeting
 
 
 def meeting_encounter(episode: Episode, meeting: Meeting) -> list[Json]:

@@ -9,14 +9,17 @@ deployment settings that the sending layer adds; a pure mapping cannot know them
 """
 from __future__ import annotations
 
-from podlink.streams.core.events import Event
-
 from podlink.fhir_mappings.elements import Json, coding, meta, reference
 from podlink.fhir_mappings.errors import MappingError
 from podlink.fhir_mappings.resource_ids import message_header_id
 from podlink.fhir_mappings.systems import (
-    BARS_MESSAGE_EVENTS, BARS_MESSAGE_REASON, MESSAGE_EVENTS, PROFILE_MESSAGE_HEADER, SOURCE_ENDPOINT,
+    BARS_MESSAGE_EVENTS,
+    BARS_MESSAGE_REASON,
+    MESSAGE_EVENTS,
+    PROFILE_MESSAGE_HEADER,
+    SOURCE_ENDPOINT,
 )
+from podlink.streams.core.events import Event
 
 # BaRS codes go without display: we send no term we cannot check against the CodeSystem.
 _BARS_REQUEST = coding(BARS_MESSAGE_EVENTS, "servicerequest-request")

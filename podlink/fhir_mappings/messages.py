@@ -22,21 +22,11 @@ from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
-from podlink.streams.core.deadlines import Deadline
-from podlink.streams.core.episode import Episode
-from podlink.streams.core.events import (
-    AdmissionEnded, AdmissionStarted, ContactMade, CpaCoordinatorAssigned, CpaReviewHeld,
-    EpisodeDischarged, Event, MeasureRecorded, MedicationPrescribed, MeetingCancelled, MeetingHeld,
-    MeetingScheduled, ReferralAccepted, ReferralReceived, ReferralRejected, ReferralWithdrawn,
-    RiskAssessed,
-)
-
 from podlink.fhir_mappings.care_plan import care_plan
 from podlink.fhir_mappings.codes import code_problems
-from podlink.fhir_mappings.elements import Json, full_url, instant, meta
+from podlink.fhir_mappings.elements import Json, full_url, meta
 from podlink.fhir_mappings.encounters import first_meeting_encounter, meeting_encounter
 from podlink.fhir_mappings.errors import MappingError, require_referral
-from podlink.fhir_mappings.validation_cache import ValidationCache
 from podlink.fhir_mappings.message_header import message_header
 from podlink.fhir_mappings.observations import measure_observation, risk_observation
 from podlink.fhir_mappings.patient import patient
@@ -44,6 +34,29 @@ from podlink.fhir_mappings.people import related_person
 from podlink.fhir_mappings.referral import service_request
 from podlink.fhir_mappings.resource_ids import bundle_id
 from podlink.fhir_mappings.systems import PROFILE_BUNDLE
+from podlink.fhir_mappings.validation_cache import ValidationCache
+from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.encoding import utc_text
+from podlink.streams.core.episode import Episode
+from podlink.streams.core.events import (
+    AdmissionEnded,
+    AdmissionStarted,
+    ContactMade,
+    CpaCoordinatorAssigned,
+    CpaReviewHeld,
+    EpisodeDischarged,
+    Event,
+    MeasureRecorded,
+    MedicationPrescribed,
+    MeetingCancelled,
+    MeetingHeld,
+    MeetingScheduled,
+    ReferralAccepted,
+    ReferralReceived,
+    ReferralRejected,
+    ReferralWithdrawn,
+    RiskAssessed,
+)
 
 _MODELS = {
     model.get_resource_type(): model
@@ -72,7 +85,7 @@ def build_message(event: Event, episode: Episode, deadline: Deadline | None) -> 
         "id": bundle_id(event.source, event.id),
         "meta": meta(PROFILE_BUNDLE),
         "type": "message",
-        "timestamp": instant(event.time),
+        "timestamp": utc_text(event.time),
         "entry": [
             {"fullUrl": full_url(resource["id"]), "resource": resource}
             for resource in (message_header(event, resources[0]["id"]), *resources)

@@ -5,17 +5,31 @@ even when a later assessment has already superseded it in the episode.
 """
 from __future__ import annotations
 
-from podlink.streams.core.episode import Episode
-from podlink.streams.core.events import MeasureRecorded, RiskAssessed
-
-from podlink.fhir_mappings.elements import Json, compact, concept, instant, meta, reference
+from podlink.fhir_mappings.elements import Json, compact, concept, meta, reference
 from podlink.fhir_mappings.errors import require_referral
 from podlink.fhir_mappings.people import practitioner, related_person
 from podlink.fhir_mappings.resource_ids import (
-    measure_observation_id, patient_id, practitioner_id, risk_observation_id, service_request_id,
+    measure_observation_id,
+    patient_id,
+    practitioner_id,
+    risk_observation_id,
+    service_request_id,
 )
-from podlink.fhir_mappings.systems import EXT_MEASURE_TIMEPOINT, OBSERVATION_CATEGORY, PROFILE_OBSERVATION
-from podlink.fhir_mappings.terminology import MEASURE_TOTAL, RISK, RISK_ASSESSMENT, measure_item, measure_timepoint
+from podlink.fhir_mappings.systems import (
+    EXT_MEASURE_TIMEPOINT,
+    OBSERVATION_CATEGORY,
+    PROFILE_OBSERVATION,
+)
+from podlink.fhir_mappings.terminology import (
+    MEASURE_TOTAL,
+    RISK,
+    RISK_ASSESSMENT,
+    measure_item,
+    measure_timepoint,
+)
+from podlink.streams.core.encoding import utc_text
+from podlink.streams.core.episode import Episode
+from podlink.streams.core.events import MeasureRecorded, RiskAssessed
 
 _SURVEY = concept(OBSERVATION_CATEGORY, "survey", "Survey")
 
@@ -49,7 +63,7 @@ def measure_observation(episode: Episode, measure: MeasureRecorded) -> list[Json
         "category": [_SURVEY],
         "code": MEASURE_TOTAL[measure.instrument],
         "subject": subject,
-        "effectiveDateTime": instant(measure.recordedAt),
+        "effectiveDateTime": utc_text(measure.recordedAt),
         "performer": [performer] if performer else None,
         **_total(measure),
         "component": [
@@ -71,7 +85,7 @@ def risk_observation(episode: Episode, risk: RiskAssessed) -> list[Json]:
         "status": "final",
         "code": RISK_ASSESSMENT,
         "subject": reference(patient_id(referral.patient.nhsNumber)),
-        "effectiveDateTime": instant(risk.assessedAt),
+        "effectiveDateTime": utc_text(risk.assessedAt),
         "performer": [reference(practitioner_id(risk.assessor.staffId), risk.assessor.name)],
         "valueCodeableConcept": RISK[risk.level],
     }

@@ -1,11 +1,15 @@
 """The service user as a UK Core Patient, keyed by NHS number."""
 from __future__ import annotations
 
-from podlink.streams.core.events import Patient
-
 from podlink.fhir_mappings.elements import Json, compact, concept, meta
 from podlink.fhir_mappings.resource_ids import patient_id
-from podlink.fhir_mappings.systems import EXT_NHS_NUMBER_VERIFICATION, NHS_NUMBER, NHS_NUMBER_VERIFICATION, PROFILE_PATIENT
+from podlink.fhir_mappings.systems import (
+    EXT_NHS_NUMBER_VERIFICATION,
+    NHS_NUMBER,
+    NHS_NUMBER_VERIFICATION,
+    PROFILE_PATIENT,
+)
+from podlink.streams.core.events import Patient
 
 # A number SPA did not report as verified is sent as untraced, never as verified.
 _VERIFIED = concept(NHS_NUMBER_VERIFICATION, "01", "Number present and verified")

@@ -1,14 +1,23 @@
 """Practitioner, RelatedPerson and Location: the resources the clinical ones point at."""
 from __future__ import annotations
 
-from podlink.streams.core.episode import Episode
-from podlink.streams.core.events import Staff
-
 from podlink.fhir_mappings.elements import Json, compact, meta, reference
 from podlink.fhir_mappings.errors import require_referral
-from podlink.fhir_mappings.resource_ids import location_id, patient_id, practitioner_id, related_person_id
-from podlink.fhir_mappings.systems import PROFILE_LOCATION, PROFILE_PRACTITIONER, PROFILE_RELATED_PERSON, STAFF_ID
+from podlink.fhir_mappings.resource_ids import (
+    location_id,
+    patient_id,
+    practitioner_id,
+    related_person_id,
+)
+from podlink.fhir_mappings.systems import (
+    PROFILE_LOCATION,
+    PROFILE_PRACTITIONER,
+    PROFILE_RELATED_PERSON,
+    STAFF_ID,
+)
 from podlink.fhir_mappings.terminology import LOCATION_NAME, relationship
+from podlink.streams.core.episode import Episode
+from podlink.streams.core.events import Staff
 
 
 def practitioner(staff_id: str) -> Json:

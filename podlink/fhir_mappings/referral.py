@@ -1,14 +1,23 @@
 """The referral as a UK Core ServiceRequest from SPA to the POD team."""
 from __future__ import annotations
 
-from podlink.streams.core.episode import Episode
-from podlink.streams.core.events import Reason, ReferralReceived
-
-from podlink.fhir_mappings.elements import Json, compact, concept, instant, meta, reference
+from podlink.fhir_mappings.elements import Json, compact, concept, meta, reference
 from podlink.fhir_mappings.errors import require_referral
 from podlink.fhir_mappings.resource_ids import patient_id, service_request_id
-from podlink.fhir_mappings.systems import ODS_ORGANISATION, PROFILE_SERVICE_REQUEST, REFERRAL_ID, SNOMED, TEAM_CODE
-from podlink.fhir_mappings.terminology import REFERRAL_CATEGORY_CRISIS, SERVICE_REQUEST_PRIORITY
+from podlink.fhir_mappings.systems import (
+    ODS_ORGANISATION,
+    PROFILE_SERVICE_REQUEST,
+    REFERRAL_ID,
+    SNOMED,
+    TEAM_CODE,
+)
+from podlink.fhir_mappings.terminology import (
+    REFERRAL_CATEGORY_CRISIS,
+    SERVICE_REQUEST_PRIORITY,
+)
+from podlink.streams.core.encoding import utc_text
+from podlink.streams.core.episode import Episode
+from podlink.streams.core.events import Reason, ReferralReceived
 
 _STATUS = {
     "received": "active",
@@ -36,7 +45,7 @@ def service_request(episode: Episode) -> Json:
         "category": [REFERRAL_CATEGORY_CRISIS],
         "priority": SERVICE_REQUEST_PRIORITY[referral.urgency],
         "subject": reference(patient_id(referral.patient.nhsNumber)),
-        "authoredOn": instant(referral.receivedAt),
+        "authoredOn": utc_text(referral.receivedAt),
         "requester": _requester(referral),
         "performer": [{
             "type": "HealthcareService",

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from podlink.streams.core.encoding import utc_text
 from podlink.streams.core.ids import stable_id
-
-from podlink.fhir_mappings.elements import instant
 
 FIRST_MEETING_PLANNED = "first-meeting-planned"
 
@@ -63,9 +62,9 @@ def measure_observation_id(
 ) -> str:
     # Two carers may each complete the CWS at the same meeting.
     return stable_id(
-        "observation", referral_id, "measure", instrument, timepoint, instant(recorded_at), respondent_id or "",
+        "observation", referral_id, "measure", instrument, timepoint, utc_text(recorded_at), respondent_id or "",
     )
 
 
 def risk_observation_id(referral_id: str, assessed_at: datetime) -> str:
-    return stable_id("observation", referral_id, "risk", instant(assessed_at))
+    return stable_id("observation", referral_id, "risk", utc_text(assessed_at))

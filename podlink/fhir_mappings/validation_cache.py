@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import OrderedDict
 from typing import Any, Callable
+
+from podlink.streams.core.encoding import json_bytes
 
 
 class ValidationCache:
@@ -22,7 +23,7 @@ class ValidationCache:
         """Validate `resource` (raising as `validate` does) unless the same JSON passed before."""
         # Not sorted: the mappings build equal resources with their keys in the same order, and
         # sorting was 4% of a worker's time; a different order only costs one more validation.
-        canonical = json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode()
+        canonical = json_bytes(resource)
         digest = hashlib.blake2b(canonical, digest_size=16).digest()
         if digest in self._digests:
             self._digests.move_to_end(digest)

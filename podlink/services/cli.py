@@ -7,10 +7,9 @@ import sys
 
 from pydantic import ValidationError
 
-from podlink.streams.worker.settings import Settings, describe_invalid
-
 from podlink.services import logs
 from podlink.services.kafka_options import aware_time
+from podlink.streams.worker.settings import Settings, describe_invalid
 
 
 def _settings_help() -> str:

@@ -15,9 +15,8 @@ from typing import Any, Sequence, TextIO
 
 from kafka import KafkaConsumer, TopicPartition
 
-from podlink.streams.worker.settings import DEAD_LETTER_TOPIC, Settings
-
 from podlink.services.kafka_options import client_options
+from podlink.streams.worker.settings import DEAD_LETTER_TOPIC, Settings
 
 VALUES_WARNING = (
     "podlink dead-letters: --show-values prints the original records, which may hold patient "

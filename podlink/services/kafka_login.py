@@ -12,7 +12,10 @@ from typing import Any
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
-    KafkaConnectionError, KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
 )
 from aiokafka.protocol.metadata import MetadataRequest
 

@@ -17,9 +17,8 @@ from kafka.admin import OffsetSpec
 from kafka.errors import NoError
 from kafka.structs import OffsetAndMetadata
 
-from podlink.streams.worker.settings import INPUT_TOPICS, Settings
-
 from podlink.services.kafka_options import client_options
+from podlink.streams.worker.settings import INPUT_TOPICS, Settings
 
 Where = tuple[str, int]  # (topic, partition)
 

@@ -1,7 +1,6 @@
 """Starting a worker: against a given broker, or with everything embedded for a first look."""
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import threading
@@ -12,16 +11,16 @@ import faust
 import structlog
 from kafka import KafkaProducer
 
-from podlink.streams.worker.app import Worker
-from podlink.streams.worker.kafka_security import KafkaSecurityError, client_options
-from podlink.streams.worker.settings import KAFKA_SECURITY_FIELDS, SPA_TOPIC, Settings
-
 from podlink.services.embedded_broker import EmbeddedBroker
 from podlink.services.kafka_login import check_login
 from podlink.services.logs import stdlib_config
 from podlink.services.samples import SCENARIOS, Record, pathway
 from podlink.services.topics import TopicLayoutError, ensure_topics
 from podlink.services.web import WebPortError, add_endpoints, check_port
+from podlink.streams.core.encoding import json_bytes
+from podlink.streams.worker.app import Worker
+from podlink.streams.worker.kafka_security import KafkaSecurityError, client_options
+from podlink.streams.worker.settings import KAFKA_SECURITY_FIELDS, SPA_TOPIC, Settings
 
 log = structlog.get_logger("podlink")
 
@@ -105,4 +104,4 @@ def _feed_samples(bootstrap: str, interval: float, stop: threading.Event) -> Non
 
 def _send(producer: KafkaProducer, records: list[Record]) -> None:
     for record in records:
-        producer.send(record.topic, key=record.key.encode(), value=json.dumps(record.value).encode())
+        producer.send(record.topic, key=record.key.encode(), value=json_bytes(record.value))

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from podlink_devtools.apache_kafka import ApacheKafkaBroker
+
 from podlink.services.embedded_broker import EmbeddedBroker
 from tests.support.brokers import BrokerEndpoint, BrokerPool, requested_kinds
 from tests.support.worker_process import WorkerProcess

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import uuid
 
-from tests.support.brokers import BrokerEndpoint, consume_all, consume_until, create_topics, produce
+from tests.support.brokers import (
+    BrokerEndpoint,
+    consume_all,
+    consume_until,
+    create_topics,
+    produce,
+)
 
 
 def test_keyed_round_trip(broker: BrokerEndpoint) -> None:

@@ -14,14 +14,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from podlink_devtools.apache_kafka import ApacheKafkaBroker, SecuredListeners
+
 from podlink.services.samples import pathway
 from podlink.streams.worker.kafka_security import client_options
 from podlink.streams.worker.settings import ALERTS_TOPIC, FHIR_TOPIC, Settings
 from tests.support.brokers import consume_until, produce
-from tests.support.worker_process import WorkerProcess
 from tests.support.tls import TlsFiles, write_tls_files
+from tests.support.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.broker
 

@@ -10,10 +10,17 @@ from kafka import KafkaAdminClient
 
 from podlink.services.embedded_broker import EmbeddedBroker
 from podlink.services.samples import pathway
-from podlink.streams.worker.settings import ALERTS_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, INPUT_TOPICS, OUTCOMES_TOPIC, SPA_TOPIC
-from tests.support.brokers import consume_all, consume_until_done
+from podlink.streams.worker.settings import (
+    ALERTS_TOPIC,
+    DEAD_LETTER_TOPIC,
+    FHIR_TOPIC,
+    INPUT_TOPICS,
+    OUTCOMES_TOPIC,
+    SPA_TOPIC,
+)
 from tests.integration.test_cli import podlink
 from tests.integration.test_pipeline import ago, of, send, send_raw, values
+from tests.support.brokers import consume_all, consume_until_done
 
 
 def test_dead_letters_are_listed_with_reason_and_source_but_no_patient_data(fresh_broker, start_worker, prefix):

@@ -6,11 +6,16 @@ import time
 
 from podlink.services.samples import pathway
 from podlink.streams.worker.settings import (
-    ALERTS_TOPIC, CARE_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC, SPA_TOPIC,
+    ALERTS_TOPIC,
+    CARE_TOPIC,
+    DEAD_LETTER_TOPIC,
+    FHIR_TOPIC,
+    OUTCOMES_TOPIC,
+    SPA_TOPIC,
 )
+from tests.support.broker_io import ago, of, send, send_raw, values
 from tests.support.brokers import consume_all, consume_until_done
 from tests.support.contract_examples import invalid_files, load, valid_files
-from tests.support.broker_io import ago, of, send, send_raw, values
 
 
 def test_a_referral_flows_to_fhir_messages_and_outcome_events(fresh_broker, start_worker, prefix):

@@ -7,8 +7,8 @@ from collections import Counter
 
 from podlink.services.samples import pathway
 from podlink.streams.worker.settings import ALERTS_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC
-from tests.support.brokers import consume_all, consume_until_done
 from tests.support.broker_io import ago, every_event_has_its_message, of, send, values
+from tests.support.brokers import consume_all, consume_until_done
 
 
 def test_a_backlog_whose_later_events_meet_its_deadlines_pages_no_one(kafka_fresh, start_worker, prefix):

@@ -11,8 +11,14 @@ from kafka import KafkaAdminClient
 
 from podlink.services.samples import Record, pathway
 from podlink.streams.worker.settings import ALERTS_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC
+from tests.support.broker_io import (
+    ago,
+    every_event_has_its_message,
+    send,
+    values,
+    wait_until,
+)
 from tests.support.brokers import consume_all, consume_until_done
-from tests.support.broker_io import ago, every_event_has_its_message, send, values, wait_until
 from tests.support.worker_process import WorkerProcess
 
 PARTITIONS = 6

@@ -6,7 +6,13 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from podlink.services.topics import TopicLayoutError, ensure_topics
-from podlink.streams.worker.settings import ALERTS_TOPIC, CARE_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS, SPA_TOPIC
+from podlink.streams.worker.settings import (
+    ALERTS_TOPIC,
+    CARE_TOPIC,
+    INPUT_TOPICS,
+    OUTPUT_TOPICS,
+    SPA_TOPIC,
+)
 
 
 def test_missing_topics_are_created_alike_and_alerts_are_kept_for_ever(kafka_fresh):

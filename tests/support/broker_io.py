@@ -9,12 +9,13 @@ from datetime import datetime, timedelta, timezone
 from kafka import KafkaProducer
 
 from podlink.services.samples import Record
+from podlink.streams.core.encoding import json_bytes
 
 
 def send(bootstrap: str, records: list[Record]) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     for r in records:
-        producer.send(r.topic, key=r.key.encode(), value=json.dumps(r.value).encode())
+        producer.send(r.topic, key=r.key.encode(), value=json_bytes(r.value))
     producer.flush()
     producer.close()
 

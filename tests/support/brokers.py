@@ -21,8 +21,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError, for_code
-
 from podlink_devtools.apache_kafka import ApacheKafkaBroker
+
 from podlink.services.embedded_broker import EmbeddedBroker
 
 KINDS = ("tansu", "kafka", "external", "testcontainers")

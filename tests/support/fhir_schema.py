@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from podlink import fhir_mappings
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
+
+from podlink import fhir_mappings
 
 
 def schema_path() -> Path:

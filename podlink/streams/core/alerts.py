@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from podlink.streams.core.deadlines import AlertKind, Deadline, london
-from podlink.streams.core.outcomes import cloud_event, utc
+from podlink.streams.core.encoding import utc_text
+from podlink.streams.core.outcomes import cloud_event
 
 ALERT_TYPES: dict[str, str] = {
     "at-risk": "sla.at-risk",
@@ -22,13 +23,13 @@ def alert_event(deadline: Deadline, kind: AlertKind, now: datetime) -> dict[str,
     data: dict[str, Any] = {
         "policy": deadline.policy,
         "teamCode": deadline.team_code,
-        "deadline": utc(deadline.due_at),
+        "deadline": utc_text(deadline.due_at),
         "deadlineLocal": london(deadline.due_at),
-        "deadlineStart": utc(deadline.starts_at),
-        "raisedAt": utc(now),
+        "deadlineStart": utc_text(deadline.starts_at),
+        "raisedAt": utc_text(now),
         "minutesPastDeadline": round((now - deadline.due_at).total_seconds() / 60),
     }
     if kind == "resolved":
         data["resolvedBy"] = "meeting-held" if deadline.met_at is not None else "referral-closed"
-        data["resolvedAt"] = utc(deadline.met_at or deadline.closed_at or now)
+        data["resolvedAt"] = utc_text(deadline.met_at or deadline.closed_at or now)
     return cloud_event(ALERT_TYPES[kind], deadline.referral_id, now, data, deadline.policy)

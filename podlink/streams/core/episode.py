@@ -13,10 +13,27 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from podlink.streams.core.events import (
-    AdmissionEnded, AdmissionStarted, Attendee, ContactMade, CpaCoordinatorAssigned,
-    CpaReviewHeld, EpisodeDischarged, Event, Location, MeasureRecorded, MedicationPrescribed,
-    MeetingCancelled, MeetingHeld, MeetingScheduled, ReferralAccepted, ReferralReceived,
-    ReferralRejected, ReferralWithdrawn, RiskAssessed, Staff, parse_event,
+    AdmissionEnded,
+    AdmissionStarted,
+    Attendee,
+    ContactMade,
+    CpaCoordinatorAssigned,
+    CpaReviewHeld,
+    EpisodeDischarged,
+    Event,
+    Location,
+    MeasureRecorded,
+    MedicationPrescribed,
+    MeetingCancelled,
+    MeetingHeld,
+    MeetingScheduled,
+    ReferralAccepted,
+    ReferralReceived,
+    ReferralRejected,
+    ReferralWithdrawn,
+    RiskAssessed,
+    Staff,
+    parse_event,
 )
 
 Status = Literal[

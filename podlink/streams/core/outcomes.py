@@ -6,14 +6,20 @@ text, so downstream reporting never handles patient identifiers.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.encoding import utc_text
 from podlink.streams.core.episode import Transition
 from podlink.streams.core.events import (
-    ContactMade, EpisodeDischarged, MeetingHeld, ReferralAccepted, ReferralReceived,
-    ReferralRejected, ReferralWithdrawn,
+    ContactMade,
+    EpisodeDischarged,
+    MeetingHeld,
+    ReferralAccepted,
+    ReferralReceived,
+    ReferralRejected,
+    ReferralWithdrawn,
 )
 from podlink.streams.core.ids import stable_id
 
@@ -29,14 +35,10 @@ def cloud_event(kind: str, subject: str, time: datetime, data: dict[str, Any], *
         "source": SOURCE,
         "type": PREFIX + kind,
         "subject": subject,
-        "time": utc(time),
+        "time": utc_text(time),
         "datacontenttype": "application/json",
         "data": {"referralId": subject, **data},
     }
-
-
-def utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def outcome_events(transition: Transition, deadline: Deadline | None) -> list[dict[str, Any]]:
@@ -53,20 +55,20 @@ def outcome_events(transition: Transition, deadline: Deadline | None) -> list[di
                 "riskLevel": data.riskLevel,
                 "cpaRequired": data.cpaRequired,
                 "networkSize": len(data.network),
-                "receivedAt": utc(data.receivedAt),
-                "deadline": utc(deadline.due_at) if deadline else None,
+                "receivedAt": utc_text(data.receivedAt),
+                "deadline": utc_text(deadline.due_at) if deadline else None,
             })]
         case ReferralAccepted() if before.acceptance is None:
             return [cloud_event("referral.accepted", ref, data.acceptedAt, {
                 "teamCode": data.teamCode,
-                "acceptedAt": utc(data.acceptedAt),
+                "acceptedAt": utc_text(data.acceptedAt),
                 "allocatedRole": data.allocatedTo.role if data.allocatedTo else None,
             })]
         case ReferralRejected() | ReferralWithdrawn() if not _was_closed(before):
             return [_closed(ref, data)]
         case ContactMade() if before.first_contact is None:
             return [cloud_event("contact.first", ref, data.contactAt, {
-                "contactAt": utc(data.contactAt),
+                "contactAt": utc_text(data.contactAt),
                 "method": data.method,
                 "staffRole": data.staff.role,
                 "outcome": data.outcome,
@@ -81,7 +83,7 @@ def outcome_events(transition: Transition, deadline: Deadline | None) -> list[di
             return events
         case EpisodeDischarged() if before.discharge is None:
             return [cloud_event("episode.discharged", ref, data.dischargedAt, {
-                "dischargedAt": utc(data.dischargedAt),
+                "dischargedAt": utc_text(data.dischargedAt),
                 "sharedDecision": data.sharedDecision,
                 "occupationAtDischarge": data.occupationAtDischarge,
                 "meetingsHeld": len(after.held_meetings),
@@ -97,19 +99,19 @@ def _was_closed(episode: Any) -> bool:
 def _closed(ref: str, data: ReferralRejected | ReferralWithdrawn) -> dict[str, Any]:
     if isinstance(data, ReferralRejected):
         return cloud_event("referral.closed", ref, data.rejectedAt, {
-            "outcome": "rejected", "closedAt": utc(data.rejectedAt), "redirectedTo": data.redirectedTo,
+            "outcome": "rejected", "closedAt": utc_text(data.rejectedAt), "redirectedTo": data.redirectedTo,
         })
     return cloud_event("referral.closed", ref, data.withdrawnAt, {
-        "outcome": "withdrawn", "closedAt": utc(data.withdrawnAt),
+        "outcome": "withdrawn", "closedAt": utc_text(data.withdrawnAt),
     })
 
 
 def _first_meeting(ref: str, data: MeetingHeld, deadline: Deadline) -> dict[str, Any]:
     return cloud_event("meeting.first", ref, data.start, {
         "meetingId": data.meetingId,
-        "start": utc(data.start),
+        "start": utc_text(data.start),
         "policy": deadline.policy,
-        "deadline": utc(deadline.due_at),
+        "deadline": utc_text(deadline.due_at),
         "withinDeadline": data.start <= deadline.due_at,
         "minutesFromDeadlineStart": _minutes(deadline.starts_at, data.start),
     })
@@ -123,8 +125,8 @@ def _meeting_held(ref: str, data: MeetingHeld, held: list[Any]) -> dict[str, Any
     return cloud_event("meeting.held", ref, data.start, {
         "meetingId": data.meetingId,
         "meetingNumber": number,
-        "start": utc(data.start),
-        "end": utc(data.end),
+        "start": utc_text(data.start),
+        "end": utc_text(data.end),
         "durationMinutes": _minutes(data.start, data.end),
         "location": data.location,
         "attendance": {k: kinds.get(k, 0) for k in ("service_user", "network_member", "staff")},

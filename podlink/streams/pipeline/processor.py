@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podlink.fhir_mappings import build_message
-
 from podlink.streams.core.contract import Accepted
 from podlink.streams.core.deadlines import Deadline, first_meeting_deadline
 from podlink.streams.core.episode import Episode, Policy, Position, Verdict, apply
@@ -24,6 +23,11 @@ class Result:
     deadline_changed: bool = False
     fhir_messages: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def stores_episode(self) -> bool:
+        """Whether the episode changed: a replay or a duplicate leaves the stored one as it is."""
+        return self.verdict in ("applied", "pending", "out-of-scope")
 
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,

@@ -15,17 +15,23 @@ import structlog
 from aiokafka.errors import IllegalStateError
 from faust.types import TP
 
-from podlink.streams.worker.alert_ledger import AlertLedger
 from podlink.streams.core.alerts import alert_event
-from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.core.contract import Accepted, read_record
 from podlink.streams.core.deadlines import Deadline, alert_due_at, due_alerts
+from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Episode, Position
+from podlink.streams.pipeline.processor import process
+from podlink.streams.worker.alert_ledger import AlertLedger
+from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
 from podlink.streams.worker.metrics import UNREADABLE, Metrics, deadline_counts
-from podlink.streams.pipeline.processor import process
 from podlink.streams.worker.settings import (
-    ALERTS_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, INPUT_TOPICS, OUTCOMES_TOPIC, Settings,
+    ALERTS_TOPIC,
+    DEAD_LETTER_TOPIC,
+    FHIR_TOPIC,
+    INPUT_TOPICS,
+    OUTCOMES_TOPIC,
+    Settings,
 )
 
 log = structlog.get_logger("podlink")
@@ -34,10 +40,6 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class DeadlineEntries:
@@ -169,7 +171,7 @@ class Worker:
         key = event.referral_id.encode()
         try:
             stored = self.episodes.get(key)
-            episode = Episode.model_validate_json(stored) if stored else None
+            episode = Episode.model_validatejson_bytes(stored) if stored else None
             position = Position(message.topic, message.partition, message.offset)
             result = process(episode, read, self.policy, position)
         except Exception as exc:  # noqa: BLE001 - one record must never stop the partition
@@ -179,14 +181,14 @@ class Worker:
             log.error("record failed", outcome="dead-letter", reason=reason,
                       referral=event.referral_id, type=event.type, **where)
             return
-        if result.verdict in ("applied", "pending", "out-of-scope"):
-            self.episodes[key] = result.episode.model_dump_json().encode()
+        if result.stores_episode:
+            self.episodes[key] = result.episode.model_dumpjson_bytes().encode()
         if result.deadline_changed and result.deadline is not None:
             self._store_deadline(key, result.deadline, message.partition)
         for bundle in result.fhir_messages:
-            self.fhir.send_soon(key=key, value=_json(bundle))
+            self.fhir.send_soon(key=key, value=json_bytes(bundle))
         for outcome in result.outcomes:
-            self.outcomes.send_soon(key=key, value=_json(outcome))
+            self.outcomes.send_soon(key=key, value=json_bytes(outcome))
         self.metrics.record(message.topic, event.type, result.verdict)
         log.info("record", outcome=result.verdict, referral=event.referral_id, type=event.type,
                  fhir_messages=len(result.fhir_messages),
@@ -196,7 +198,7 @@ class Worker:
 
     def _store_deadline(self, key: bytes, deadline: Deadline, partition: int) -> None:
         entry = {"partition": partition, "deadline": deadline.model_dump(mode="json")}
-        self.deadlines[key] = _json(entry)
+        self.deadlines[key] = json_bytes(entry)
 
     def _dead_letter(self, message: Any, reason: str) -> None:
         headers = [
@@ -303,7 +305,7 @@ class Worker:
         for kind in due_alerts(deadline, self.ledger.raised(deadline.referral_id), now):
             alert = alert_event(deadline, kind, now)
             await self.app.producer.send_and_wait(
-                ALERTS_TOPIC, key, _json(alert), partition=None, timestamp=None, headers=None
+                ALERTS_TOPIC, key, json_bytes(alert), partition=None, timestamp=None, headers=None
             )
             self.ledger.record(deadline.referral_id, kind)
             self.metrics.alert(kind, (self.clock() - alert_due_at(deadline, kind)).total_seconds())

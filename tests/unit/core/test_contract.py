@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from podlink.streams.core.contract import Accepted, Rejection, load_schema, nhs_number_is_valid, read_record
+from podlink.streams.core.contract import (
+    Accepted,
+    Rejection,
+    load_schema,
+    nhs_number_is_valid,
+    read_record,
+)
 from tests.support.contract_examples import CONTRACTS, invalid_files, load, valid_files
 
 

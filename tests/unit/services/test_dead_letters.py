@@ -3,7 +3,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from podlink.services.dead_letters import as_json, dead_letter, format_line, oldest_first
+from podlink.services.dead_letters import (
+    as_json,
+    dead_letter,
+    format_line,
+    oldest_first,
+)
 from podlink.services.kafka_options import aware_time
 
 VALUE = b'{"data":{"patient":{"nhsNumber":"9990000026","name":"Sample Person"}}}'

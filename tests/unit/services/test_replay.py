@@ -1,4 +1,10 @@
-from podlink.services.replay import Move, PartitionOffsets, format_plan, plan_moves, refusal
+from podlink.services.replay import (
+    Move,
+    PartitionOffsets,
+    format_plan,
+    plan_moves,
+    refusal,
+)
 
 SPA = "spa.referral-events.v1"
 

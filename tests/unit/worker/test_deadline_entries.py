@@ -1,7 +1,7 @@
 import json
 
-from podlink.streams.worker.app import DeadlineEntries
 from podlink.streams.core.deadlines import Deadline
+from podlink.streams.worker.app import DeadlineEntries
 from tests.support.episodes import T0, hours
 
 

@@ -13,7 +13,12 @@ import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
-from podlink.streams.worker.kafka_security import KafkaSecurityError, client_options, faust_credentials, tls_context
+from podlink.streams.worker.kafka_security import (
+    KafkaSecurityError,
+    client_options,
+    faust_credentials,
+    tls_context,
+)
 from podlink.streams.worker.settings import Settings, describe_invalid
 from tests.support.tls import TlsFiles, write_tls_files
 

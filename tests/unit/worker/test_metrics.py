@@ -1,8 +1,13 @@
 from prometheus_client.parser import text_string_to_metric_families
 
-from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.core.deadlines import Deadline, alert_due_at
-from podlink.streams.worker.metrics import DeadlineCounts, Metrics, deadline_counts, reason_label
+from podlink.streams.worker.catchup import CatchUp
+from podlink.streams.worker.metrics import (
+    DeadlineCounts,
+    Metrics,
+    deadline_counts,
+    reason_label,
+)
 from tests.support.episodes import T0, hours
 
 
