@@ -4,8 +4,8 @@ aiokafka logs every failed reconnect, metadata refresh, fetch and coordinator lo
 error lines a second while a broker is down. Those records are recognised and dropped here;
 `BrokerOutage` decides what a worker says instead: once that the broker is unreachable, now and
 then for how long, once that it is back. Reachability is judged from a real round trip: a probe
-asks the cluster for its metadata every PROBE_SECONDS. The clients' failures only make the
-worker suspect an outage sooner; a success of the probe ends one.
+asks the cluster for its metadata every PROBE_SECONDS. Failures, the clients' or the probe's,
+become an outage when no probe succeeds for OUTAGE_AFTER_SECONDS; the next success ends it.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from aiokafka.errors import (
     NotCoordinatorForGroupError,
     RequestTimedOutError,
 )
+from mode import Service
 from prometheus_client import Gauge
 
 log = structlog.get_logger("podlink")
@@ -169,14 +170,16 @@ class DropConnectionFailures(logging.Filter):
         return True
 
 
-class BrokerWatch:
+class BrokerWatch(Service):
     """Feeds `BrokerOutage` from the clients' logs and a metadata probe; logs and sets the gauge.
 
-    Faust runs its consumer on a thread of its own, so its records arrive from that thread.
+    A dependency of the Faust app, so it runs from the app's start, through table recovery,
+    until it stops. Faust runs its consumer on a thread of its own: records come from there too.
     """
 
     def __init__(self, outage: BrokerOutage, gauge: Gauge, probe_options: dict[str, Any],
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
         self._outage = outage
         self._gauge = gauge
         self._probe_options = probe_options
@@ -188,6 +191,7 @@ class BrokerWatch:
     def client_error(self) -> None:
         self._apply(self._outage.client_error)
 
+    @Service.timer(PROBE_SECONDS)
     async def probe(self) -> None:
         try:
             await asyncio.wait_for(self._ask_for_metadata(), timeout=PROBE_SECONDS * 0.9)
@@ -195,6 +199,11 @@ class BrokerWatch:
             self._apply(self._outage.failure)
         else:
             self._apply(self._outage.success)
+
+    async def on_shutdown(self) -> None:
+        # After the probe's timer has stopped, so no probe opens a client once this has run.
+        if self._admin is not None:
+            await self._admin.close()
 
     async def _ask_for_metadata(self) -> None:
         if self._admin is None:
@@ -217,7 +226,7 @@ class BrokerWatch:
 
 
 def install_broker_watch(app: faust.App, gauge: Gauge, bootstrap: str, client_options: dict[str, Any],
-                         report_every: float) -> BrokerWatch:
+                         report_every: float) -> None:
     """Quiets the Kafka clients' connection errors and reports reachability for `app`'s worker."""
     watch = BrokerWatch(
         BrokerOutage(OUTAGE_AFTER_SECONDS, report_every, started=time.monotonic()), gauge,
@@ -226,5 +235,4 @@ def install_broker_watch(app: faust.App, gauge: Gauge, bootstrap: str, client_op
     quiet = DropConnectionFailures(watch.client_error)
     for name in CLIENT_LOGGERS:
         logging.getLogger(name).addFilter(quiet)
-    app.timer(PROBE_SECONDS, name="broker-watch")(watch.probe)
-    return watch
+    app.add_dependency(watch)
