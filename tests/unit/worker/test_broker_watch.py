@@ -1,11 +1,16 @@
 """What a worker says about the broker's reachability, fed with failures and successes by hand."""
 from __future__ import annotations
 
+import ast
 import logging
+from pathlib import Path
 
+import aiokafka
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, UnknownMemberIdError
 
 from podlink.streams.worker.broker_watch import (
+    CLIENT_LOGGERS,
+    CONNECTION_TEMPLATES,
     Announcement,
     BrokerOutage,
     DropConnectionFailures,
@@ -113,3 +118,29 @@ def test_the_filter_drops_connection_failures_and_counts_them_and_lets_the_rest_
     assert quiet.filter(_record("Heartbeat failed: local member_id was not recognized; "
                                 "resetting and re-joining group"))
     assert len(seen) == 2
+
+
+def _aiokafka_modules() -> dict[str, ast.Module]:
+    root = Path(aiokafka.__file__).parent
+    return {".".join(("aiokafka", *path.relative_to(root).with_suffix("").parts)).removesuffix(".__init__"):
+            ast.parse(path.read_text()) for path in root.rglob("*.py")}
+
+
+def _logger_name(module_name: str, tree: ast.Module) -> str | None:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "getLogger" and node.args:
+            arg = node.args[0]
+            return arg.value if isinstance(arg, ast.Constant) else module_name  # __name__
+    return None
+
+
+def test_every_template_is_one_the_installed_aiokafka_logs_on_a_logger_the_watch_filters():
+    # An aiokafka upgrade that rewords a line, or moves it to another module, fails here
+    # rather than flooding a trust's logs again.
+    found = {}
+    for module_name, tree in _aiokafka_modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in CONNECTION_TEMPLATES:
+                found[node.value] = _logger_name(module_name, tree)
+    assert set(found) == CONNECTION_TEMPLATES
+    assert set(found.values()) <= set(CLIENT_LOGGERS), found
