@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -210,6 +211,7 @@ class ApacheKafkaBroker(BrokerProcess):
     Use as a context manager, or call `start()` and `stop()`. `stop()` deletes the temp dir;
     when start-up fails the dir is kept so the log named in the error can be read.
     With `secured`, `bootstraps` maps each of SECURED_PROTOCOLS (and PLAINTEXT) to its address.
+    `kill()` then `restart()` is a crash and recovery: same ports, same data, same cluster.
     """
 
     def __init__(
@@ -232,6 +234,7 @@ class ApacheKafkaBroker(BrokerProcess):
                            **{name: f"{HOST}:{p}" for name, p in self._secured_ports.items()}}
         self._tmp_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._command: list[str] = []
         self.log_path: Path | None = None
 
     def start(self) -> Self:
@@ -257,18 +260,40 @@ class ApacheKafkaBroker(BrokerProcess):
         log4j_props.write_text(_log4j_properties(self.log_path))
         jvm = [java, *JVM_OPTS, f"-Dlog4j.configuration=file:{log4j_props}", "-cp", classpath]
 
+        self._command = [*jvm, "kafka.Kafka", str(server_props)]
         try:
             self._format_storage(jvm, server_props)
-            self._proc = spawn([*jvm, "kafka.Kafka", str(server_props)], self.log_path)
-            wait_until_ready(
-                f"Apache Kafka {KAFKA_VERSION}", self._proc, self.bootstrap, self.log_path,
-                self._startup_timeout,
-            )
+            self._run()
         except BaseException:
             self._tmp_dir = None  # keep it: the error names the log file
             self.stop()
             raise
         return self
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash or power loss would; its data stays for `restart()`."""
+        if self._proc is None:
+            raise RuntimeError("broker not running")
+        os.killpg(self._proc.pid, signal.SIGKILL)
+        self._proc.wait()
+        self._proc = None
+
+    def restart(self) -> Self:
+        """Start the killed broker again on the same ports with the data it had."""
+        if self._proc is not None or not self._command:
+            raise RuntimeError("restart() needs a broker started and then killed")
+        for port in (self.port, self.controller_port, *self._secured_ports.values()):
+            ensure_port_free(port)
+        self._run()
+        return self
+
+    def _run(self) -> None:
+        assert self.log_path is not None
+        self._proc = spawn(self._command, self.log_path)
+        wait_until_ready(
+            f"Apache Kafka {KAFKA_VERSION}", self._proc, self.bootstrap, self.log_path,
+            self._startup_timeout,
+        )
 
     def _format_storage(self, jvm: list[str], server_props: Path) -> None:
         assert self.log_path is not None

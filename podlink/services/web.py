@@ -5,11 +5,18 @@ worker that is alive but still recovering (healthy, not ready) from one that is 
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 from typing import Any
 
 from podlink.streams.worker.app import Worker
 from podlink.streams.worker.metrics import CONTENT_TYPE
+
+
+# Lags need the broker's offsets; a scrape must still answer when the broker does not, since
+# that is when podlink_broker_reachable matters most.
+LAG_SECONDS = 2.0
 
 
 class WebPortError(RuntimeError):
@@ -43,5 +50,6 @@ def add_endpoints(worker: Worker) -> None:
     @app.page("/metrics")
     async def metrics(view: Any, request: Any) -> Any:
         worker.metrics.ready.set(1 if worker.is_ready() else 0)
-        worker.metrics.lag(await worker.consumer_lags())
+        with contextlib.suppress(asyncio.TimeoutError):  # the last lags stay until the broker answers
+            worker.metrics.lag(await asyncio.wait_for(worker.consumer_lags(), LAG_SECONDS))
         return view.bytes(worker.metrics.exposition(), content_type=CONTENT_TYPE)

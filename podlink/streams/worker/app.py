@@ -22,6 +22,7 @@ from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Episode, Position
 from podlink.streams.pipeline.processor import process
 from podlink.streams.worker.alert_ledger import AlertLedger
+from podlink.streams.worker.broker_watch import install_broker_watch
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
 from podlink.streams.worker.metrics import UNREADABLE, Metrics, deadline_counts
@@ -80,6 +81,8 @@ class Worker:
         self._recovery_started = time.monotonic()
         self._recovered_records = 0
         self.app = self._build_app()
+        install_broker_watch(self.app, self.metrics.broker_reachable, settings.kafka_bootstrap,
+                             client_options(settings), settings.broker_outage_log_seconds)
 
     def _build_app(self) -> faust.App:
         s = self.settings

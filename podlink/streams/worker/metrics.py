@@ -93,6 +93,10 @@ class Metrics:
         self.ready = Gauge(
             "podlink_ready", "1 once this worker's tables are recovered and it is not rebalancing",
             registry=r)
+        self.broker_reachable = Gauge(
+            "podlink_broker_reachable", "1 while the Kafka cluster answers this worker's metadata "
+            "requests, 0 from the moment the worker logs 'broker unreachable' until it is back",
+            registry=r)
 
     def record(self, topic: str, event_type: str, outcome: str) -> None:
         self.records.labels(topic=topic, type=event_type, outcome=outcome).inc()

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     recovery_consistency_check: bool = Field(
         default=True, description="check table offsets against the broker's on recovery (off for Tansu)"
     )
+    broker_outage_log_seconds: float = Field(
+        default=30.0, gt=0, description="while the Kafka broker is unreachable, how often the worker says so again"
+    )
     web_port: int = Field(
         default=6066, ge=1024, le=65535, description="port of /healthz, /readyz and /metrics"
     )
