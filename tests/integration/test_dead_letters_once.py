@@ -4,28 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from kafka import KafkaConsumer, TopicPartition
-
 from podlink.services.samples import pathway
 from podlink.streams.worker.settings import CARE_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, SPA_TOPIC
 from tests.integration.test_cli import podlink
 from tests.support.broker_io import ago, every_event_has_its_message, send, send_raw, wait_until
 from tests.support.brokers import consume_until_done
-from tests.support.worker_metrics import scrape, total
-
-
-def records_on(bootstrap: str, topic: str) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        return sum(consumer.end_offsets(tps).values())
-    finally:
-        consumer.close()
-
-
-def counted(web_url: str, records: int):
-    """A `wait_until` condition: the worker's metrics, once they count `records` input records."""
-    return lambda: (m := scrape(web_url)) and total(m, "podlink_records_total") >= records and m
+from tests.support.topic_end import read_to_end
+from tests.support.worker_metrics import counting, total
 
 
 def test_a_replay_neither_dead_letters_nor_counts_a_record_again(kafka_fresh, start_worker, prefix):
@@ -39,7 +24,7 @@ def test_a_replay_neither_dead_letters_nor_counts_a_record_again(kafka_fresh, st
         send_raw(bootstrap, [record])
     sent = sum(len(events) for events in pathways.values()) + len(bad)
     consume_until_done(bootstrap, FHIR_TOPIC, every_event_has_its_message(pathways), timeout=120)
-    first = wait_until(counted(worker.web_url, sent), 60, "every record counted")
+    first = wait_until(counting(worker.web_url, sent), 60, "every record counted")
     assert total(first, "podlink_dead_letters_total") == len(bad)
 
     worker.stop()
@@ -51,13 +36,12 @@ def test_a_replay_neither_dead_letters_nor_counts_a_record_again(kafka_fresh, st
     control = {f"{prefix}-CONTROL": pathway(f"{prefix}-CONTROL", ago(2), "on-time", n=99)}
     send(bootstrap, control[f"{prefix}-CONTROL"])
     consume_until_done(bootstrap, FHIR_TOPIC, every_event_has_its_message(control), timeout=120)
-    again = wait_until(counted(worker.web_url, sent + len(control[f"{prefix}-CONTROL"])), 120,
+    again = wait_until(counting(worker.web_url, sent + len(control[f"{prefix}-CONTROL"])), 120,
                        "every record re-read and the control's counted")
 
     assert total(again, "podlink_dead_letters_total") == 0
     assert total(again, "podlink_records_total", outcome="dead-letter") == 0
     assert total(again, "podlink_records_total", type="unreadable", outcome="replayed") == len(bad)
     worker.stop()  # flushes whatever it sent
-    dead = consume_until_done(bootstrap, DEAD_LETTER_TOPIC, lambda rs: len(rs) >= len(bad), timeout=30)
-    assert records_on(bootstrap, DEAD_LETTER_TOPIC) == len(bad)
+    dead = read_to_end(bootstrap, DEAD_LETTER_TOPIC)
     assert Counter(r.key for r in dead) == Counter(key for _, key, _ in bad)

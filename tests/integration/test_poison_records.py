@@ -14,7 +14,7 @@ from podlink.streams.core.encoding import json_bytes
 from podlink.streams.worker.settings import CARE_TOPIC, DEAD_LETTER_TOPIC, FHIR_TOPIC, SPA_TOPIC
 from tests.support.broker_io import ago, every_event_has_its_message, send, send_raw, wait_until
 from tests.support.brokers import consume_until_done
-from tests.support.worker_metrics import scrape, total
+from tests.support.worker_metrics import counting, total
 
 TWO_MIB = 2 * 1024 * 1024
 
@@ -61,9 +61,7 @@ def test_every_poison_record_is_dead_lettered_once_and_every_valid_event_flows(t
     sent = sum(len(events) for events in valid) + len(bad) + 1
 
     consume_until_done(tansu, FHIR_TOPIC, every_event_has_its_message(pathways), timeout=120)
-    metrics = wait_until(
-        lambda: (m := scrape(worker.web_url)) and total(m, "podlink_records_total") >= sent and m,
-        60, "every record counted")
+    metrics = wait_until(counting(worker.web_url, sent), 60, "every record counted")
     assert total(metrics, "podlink_records_total") == sent
     assert total(metrics, "podlink_records_total", outcome="dead-letter") == len(bad) + 1
     assert total(metrics, "podlink_dead_letters_total") == len(bad) + 1

@@ -83,7 +83,7 @@ class DeadlineScan:
             log.error("deadline scan failed; retrying at the next scan", error=type(exc).__name__)
 
     async def _scan(self) -> bool:
-        """Raise what is due and safe to raise; False if the scan could not decide everything."""
+        """Raise what is due and safe to raise; False if any alert had to wait for the next scan."""
         if not self.is_ready():
             return False
         now = self.clock()
@@ -96,15 +96,17 @@ class DeadlineScan:
         if not await self.ledger.catch_up(timeout=self.ledger_timeout):
             log.warning("alert ledger not caught up; alerts wait for the next scan")
             return False
-        ready = await self._caught_up_partitions({entry.partition for entry in due})
+        partitions = {entry.partition for entry in due}
+        ready = await self._caught_up_partitions(partitions)
         for entry in due:
             if entry.partition in ready:
                 await self._raise_alerts(entry.deadline.referral_id.encode(), now)
-        return True
+        # A partition this worker no longer holds is another worker's to alert on.
+        held = {tp.partition for tp in self.consumer.assignment() if tp.topic in INPUT_TOPICS}
+        return ready == partitions & held
 
     async def _caught_up_partitions(self, partitions: set[int]) -> set[int]:
         assigned = self.consumer.assignment()
-        # A partition this worker no longer holds is another worker's to alert on.
         tps = [TP(topic, p) for p in partitions for topic in INPUT_TOPICS if TP(topic, p) in assigned]
         ends = await self.consumer.highwaters(*tps)
         committed = self.consumer.committed()

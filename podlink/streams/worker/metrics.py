@@ -79,8 +79,8 @@ class Metrics:
             "From the moment an alert became due (at-risk time, deadline, meeting or closure) "
             "to the alert published", ["kind"], buckets=ALERT_BUCKETS, registry=r)
         self.deadline_scans = Counter(
-            "podlink_deadline_scans", "Deadline scans completed: every due alert on this worker's "
-            "partitions raised, or left for a partition not yet read to its end", registry=r)
+            "podlink_deadline_scans", "Deadline scans that raised every alert due on this "
+            "worker's partitions (none left waiting for a partition to be read to its end)", registry=r)
         self.open_episodes = Gauge(
             "podlink_open_episodes", "Referrals on this worker's partitions that are not closed "
             "(rejected, withdrawn or discharged), as of the last deadline scan", registry=r)

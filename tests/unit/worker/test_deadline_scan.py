@@ -106,9 +106,10 @@ def h() -> Harness:
 def test_an_alert_waits_until_both_input_topics_of_its_partition_are_read_to_their_end(h):
     h.read_to(SPA_TOPIC, 10)
     h.read_to(CARE_TOPIC, 9)  # one care event not yet processed: it might meet the deadline
-    assert h.run() == [] and h.scans() == 1
+    assert h.run() == [] and h.scans() == 0  # the scan left an alert waiting
     h.read_to(CARE_TOPIC, 10)
     (key, alert), = h.run()
+    assert h.scans() == 1
     assert (key, alert["type"], alert["subject"]) == (b"REF-1", BREACHED, "REF-1")
     assert h.ledger.raised("REF-1") == {"breached"}
 
@@ -129,6 +130,7 @@ def test_a_partition_no_longer_assigned_is_not_alerted_on(h):
     h.read_to(CARE_TOPIC, 10)
     h.deadlines[b"REF-2"] = stored("REF-2", partition=1)  # another worker's, since a rebalance
     assert [key for key, _ in h.run()] == [b"REF-1"]
+    assert h.scans() == 1  # nothing of its own left waiting
 
 
 def test_a_deadline_met_while_the_scan_waited_raises_nothing(h):
