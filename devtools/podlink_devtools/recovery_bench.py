@@ -36,7 +36,7 @@ from podlink.services.samples import Record, pathway
 from podlink.services.topics import ensure_topics
 from podlink.streams.core.deadlines import due_alerts
 from podlink.streams.core.encoding import json_bytes
-from podlink.streams.worker.app import DeadlineEntries
+from podlink.streams.worker.deadline_scan import DeadlineEntries
 from podlink.streams.worker.settings import INPUT_TOPICS, Settings
 from podlink_devtools.apache_kafka import KAFKA_VERSION, ApacheKafkaBroker
 from podlink_devtools.bench import (
@@ -254,8 +254,8 @@ def _scan(data_dir: Path) -> Scan:
             entries = stored.read(value for db in dbs for key, value in db.items()
                                   if key != Store.offset_key)
             now = datetime.now(timezone.utc)
-            for _partition, deadline in entries:
-                due_alerts(deadline, frozenset(), now)
+            for entry in entries:
+                due_alerts(entry.deadline, frozenset(), now)
             times.append(time.perf_counter() - started)
             count = len(entries)
     finally:

@@ -6,26 +6,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
-from urllib.error import HTTPError, URLError
-from urllib.request import urlopen
+from urllib.error import URLError
 
 from kafka import KafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from podlink.services.samples import SCENARIOS, Record, pathway
 from podlink.streams.worker.settings import CARE_TOPIC, INPUT_TOPICS, SPA_TOPIC
+from tests.support.worker_metrics import get, samples, total
 
 T = TypeVar("T")
 SENSITIVE_KEYS = {"nhsNumber", "given", "family", "name", "phone", "postalCode", "birthDate", "text",
                   "display", "ward"}
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except HTTPError as error:
-        return error.code, error.read().decode()
 
 
 def wait_for(probe: Callable[[], T | None], timeout: float, what: str) -> T:
@@ -53,15 +44,6 @@ def produce(bootstrap: str, items: list[tuple[str, bytes, bytes]]) -> set[tuple[
 
 def encoded(records: list[Record]) -> list[tuple[str, bytes, bytes]]:
     return [(r.topic, r.key.encode(), json.dumps(r.value).encode()) for r in records]
-
-
-def samples(metrics_text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(metrics_text) for s in family.samples}
-
-
-def total(metrics: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
-    return sum(v for (n, ls), v in metrics.items() if n == name and set(labels.items()) <= ls)
 
 
 def sensitive_values(node: Any, key: str = "") -> set[str]:

@@ -12,24 +12,29 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaConsumer
+from mode import Service
 
 from podlink.streams.core.alerts import ALERT_TYPES
 from podlink.streams.core.outcomes import PREFIX
 
+log = structlog.get_logger("podlink")
 _KIND_BY_TYPE = {PREFIX + t: kind for kind, t in ALERT_TYPES.items()}
 
 
-class AlertLedger:
+class AlertLedger(Service):
+    """Started and stopped with the Faust app, as one of its dependencies."""
+
     def __init__(self, bootstrap: str, topic: str, client_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
         self._topic = topic
         self._bootstrap = bootstrap
         self._client_options = dict(client_options or {})
         self._raised: dict[str, set[str]] = defaultdict(set)
-        self._reader: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer
 
-    async def start(self) -> None:
+    async def on_start(self) -> None:
         # Made here, not in __init__: aiokafka clients belong to the running event loop.
         # Without a group, subscribe() assigns every partition, and follows new ones.
         self._consumer = AIOKafkaConsumer(
@@ -37,12 +42,11 @@ class AlertLedger:
             group_id=None, auto_offset_reset="earliest", **self._client_options,
         )
         await self._consumer.start()
-        self._reader = asyncio.create_task(self._read())
+        log.info("alert ledger started", topic=self._topic)
 
-    async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+    async def on_stop(self) -> None:
         await self._consumer.stop()
+        log.info("alert ledger stopped", topic=self._topic)
 
     def raised(self, referral_id: str) -> frozenset[str]:
         return frozenset(self._raised.get(referral_id, ()))
@@ -65,6 +69,7 @@ class AlertLedger:
                 await asyncio.sleep(0.05)
         return True
 
+    @Service.task
     async def _read(self) -> None:
         async for record in self._consumer:
             try:

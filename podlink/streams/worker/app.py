@@ -5,27 +5,23 @@ due by `deadlines.due_alerts`; whether a partition has been read to its end by `
 """
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import faust
 import structlog
 from aiokafka.errors import IllegalStateError
 from faust.types import TP
 
-from podlink.streams.core.alerts import alert_event
-from podlink.streams.core.contract import Accepted, read_record
-from podlink.streams.core.deadlines import Deadline, alert_due_at, due_alerts
-from podlink.streams.core.encoding import json_bytes
-from podlink.streams.core.episode import Episode, Position
-from podlink.streams.pipeline.processor import process
 from podlink.streams.worker.alert_ledger import AlertLedger
 from podlink.streams.worker.broker_watch import install_broker_watch
 from podlink.streams.worker.catchup import CatchUp
+from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
-from podlink.streams.worker.metrics import UNREADABLE, Metrics, deadline_counts
+from podlink.streams.worker.metrics import Metrics
+from podlink.streams.worker.records import RecordHandler
 from podlink.streams.worker.settings import (
     ALERTS_TOPIC,
     DEAD_LETTER_TOPIC,
@@ -36,34 +32,29 @@ from podlink.streams.worker.settings import (
 )
 
 log = structlog.get_logger("podlink")
-Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-class DeadlineEntries:
-    """The deadline table's values as (input partition, deadline): what every scan reads.
+class GroupConsumer:
+    """Faust's consumer as the deadline scan and the lag metric see it."""
 
-    Parsing a stored deadline (30 to 40 µs) was most of a scan's cost, and few deadlines change
-    between two scans, so each scan keeps what the last one parsed, keyed by the stored bytes.
-    """
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
 
-    def __init__(self) -> None:
-        self._parsed: dict[bytes, tuple[int, Deadline]] = {}
+    def assignment(self) -> set[TP]:
+        return self._app.consumer.assignment()
 
-    def read(self, stored: Iterable[bytes]) -> list[tuple[int, Deadline]]:
-        parsed = {}
-        for value in stored:
-            parsed[value] = self._parsed.get(value) or _parse_deadline_entry(value)
-        self._parsed = parsed  # forgets deadlines that changed or left with their partition
-        return list(parsed.values())
+    async def highwaters(self, *tps: TP) -> Mapping[TP, int]:
+        return await self._app.consumer.highwaters(*tps)
 
-
-def _parse_deadline_entry(value: bytes) -> tuple[int, Deadline]:
-    entry = json.loads(value)
-    return entry["partition"], Deadline.model_validate(entry["deadline"])
+    def committed(self) -> dict[TP, int | None]:
+        # Faust seeks every assigned partition to the group's committed offset and keeps this
+        # map current as it commits; it is private, so faust-streaming is pinned (pyproject).
+        # Tansu closes the connection on aiokafka-admin's OffsetFetch, so asking again is no way.
+        return dict(self._app.consumer._committed_offset)  # type: ignore[attr-defined]
 
 
 class Worker:
@@ -76,13 +67,26 @@ class Worker:
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
         self.metrics = Metrics()
         self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, client_options(settings))
-        self._ledger_started = False
-        self._stored_deadlines = DeadlineEntries()
         self._recovery_started = time.monotonic()
         self._recovered_records = 0
         self.app = self._build_app()
         install_broker_watch(self.app, self.metrics.broker_reachable, settings.kafka_bootstrap,
                              client_options(settings), settings.broker_outage_log_seconds)
+        self.app.add_dependency(self.ledger)  # started and stopped with the app
+        self.consumer = GroupConsumer(self.app)
+        outputs = {topic.get_topic_name(): topic for topic in (self.fhir, self.outcomes, self.dead_letters)}
+        self.records = RecordHandler(
+            policy=self.policy, episodes=self.episodes, deadlines=self.deadlines,
+            dead_letter_marks=self.dead_letter_marks,
+            send=lambda topic, key, value, headers: outputs[topic].send_soon(key=key, value=value, headers=headers),
+            metrics=self.metrics, catch_up=self.catch_up,
+            max_record_bytes=self.app.conf.producer_max_request_size,
+        )
+        self.deadline_scan = DeadlineScan(
+            deadlines=self.deadlines, consumer=self.consumer, send_alert=self._send_alert, ledger=self.ledger,
+            catch_up=self.catch_up, metrics=self.metrics, clock=clock, is_ready=self.is_ready,
+            ledger_timeout=settings.deadline_scan_seconds,
+        )
 
     def _build_app(self) -> faust.App:
         s = self.settings
@@ -119,15 +123,17 @@ class Worker:
                                   on_changelog_event=self._on_changelog_event)
         self.deadlines = app.Table("deadlines", key_type=bytes, value_type=bytes, partitions=s.partitions,
                                    on_changelog_event=self._on_changelog_event)
+        self.dead_letter_marks = app.Table("dead-letter-marks", key_type=bytes, value_type=bytes,
+                                           partitions=s.partitions, on_changelog_event=self._on_changelog_event)
 
         @app.agent(self.inputs, name="episode-processor")
         async def episode_processor(stream: faust.StreamT) -> None:
             async for event in stream.events():
-                self.handle(event.message)
+                self.records.handle(event.message)
 
         @app.timer(s.deadline_scan_seconds, name="deadline-scan")
         async def deadline_scan() -> None:
-            await self.scan_deadlines()
+            await self.deadline_scan.run()
 
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
         async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
@@ -148,70 +154,16 @@ class Worker:
 
         return app
 
+    async def _send_alert(self, key: bytes, value: bytes) -> None:
+        await self.app.producer.send_and_wait(ALERTS_TOPIC, key, value, partition=None, timestamp=None,
+                                              headers=None)
+
     # -- recovery: how much changelog a rebalance or restart had to read -----------------------
 
     async def _on_changelog_event(self, event: Any) -> None:
         # Standby replicas read changelogs all the time; only what active recovery read counts.
         if self.app.in_recovery:
             self._recovered_records += 1
-
-    # -- the agent: one record in, state stored and records sent (never awaits) --------------
-
-    def handle(self, message: Any) -> None:
-        self._handle(message)
-        self.catch_up.processed(TP(message.topic, message.partition), message.offset, time.monotonic())
-        self.metrics.processing_latency.observe(max(time.time() - message.timestamp, 0.0))
-
-    def _handle(self, message: Any) -> None:
-        where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-        read = read_record(message.key, message.value)
-        if not isinstance(read, Accepted):
-            self._dead_letter(message, read.reason)
-            self.metrics.record(message.topic, UNREADABLE, "dead-letter")
-            log.warning("record rejected", outcome="dead-letter", reason=read.reason, **where)
-            return
-        event = read.event
-        key = event.referral_id.encode()
-        try:
-            stored = self.episodes.get(key)
-            episode = Episode.model_validate_json(stored) if stored else None
-            position = Position(message.topic, message.partition, message.offset)
-            result = process(episode, read, self.policy, position)
-        except Exception as exc:  # noqa: BLE001 - one record must never stop the partition
-            reason = f"podlink could not process the event ({type(exc).__name__})"
-            self._dead_letter(message, reason)
-            self.metrics.record(message.topic, event.type, "dead-letter")
-            log.error("record failed", outcome="dead-letter", reason=reason,
-                      referral=event.referral_id, type=event.type, **where)
-            return
-        if result.stores_episode:
-            self.episodes[key] = result.episode.model_dump_json().encode()
-        if result.deadline_changed and result.deadline is not None:
-            self._store_deadline(key, result.deadline, message.partition)
-        for bundle in result.fhir_messages:
-            self.fhir.send_soon(key=key, value=json_bytes(bundle))
-        for outcome in result.outcomes:
-            self.outcomes.send_soon(key=key, value=json_bytes(outcome))
-        self.metrics.record(message.topic, event.type, result.verdict)
-        log.info("record", outcome=result.verdict, referral=event.referral_id, type=event.type,
-                 fhir_messages=len(result.fhir_messages),
-                 outcome_events=[o["type"] for o in result.outcomes],
-                 deadline=result.deadline.due_at.isoformat()
-                 if result.deadline_changed and result.deadline else None, **where)
-
-    def _store_deadline(self, key: bytes, deadline: Deadline, partition: int) -> None:
-        entry = {"partition": partition, "deadline": deadline.model_dump(mode="json")}
-        self.deadlines[key] = json_bytes(entry)
-
-    def _dead_letter(self, message: Any, reason: str) -> None:
-        headers = [
-            ("podlink-error", reason.encode()),
-            ("podlink-source-topic", message.topic.encode()),
-            ("podlink-source-partition", str(message.partition).encode()),
-            ("podlink-source-offset", str(message.offset).encode()),
-        ]
-        self.dead_letters.send_soon(key=message.key, value=message.value, headers=headers)
-        self.metrics.dead_letter(reason)
 
     # -- what the web endpoints report -------------------------------------------------------
 
@@ -222,7 +174,7 @@ class Worker:
     async def consumer_lags(self) -> dict[tuple[str, int], int]:
         """Per assigned input partition: the broker's end offset as last fetched, less our position."""
         consumer = self.app.consumer
-        committed = self._committed()
+        committed = self.consumer.committed()
         ends: dict[TP, int] = {}
         positions: dict[TP, int | None] = {}
         for tp in consumer.assignment():
@@ -244,80 +196,3 @@ class Worker:
             start = earliest.get(tp, 0) if position is None else position
             lags[(tp.topic, tp.partition)] = max(end - start, 0)
         return lags
-
-    # -- the timer: wall-clock alerts, only once caught up -------------------------------------
-
-    async def scan_deadlines(self) -> None:
-        try:
-            await self._scan_deadlines()
-        except Exception as exc:  # noqa: BLE001 - a failed scan is retried; the worker goes on
-            log.error("deadline scan failed; retrying at the next scan", error=type(exc).__name__)
-
-    async def _scan_deadlines(self) -> None:
-        if not self.is_ready():
-            return
-        await self._start_ledger()
-        now = self.clock()
-        entries = self._deadline_entries()
-        self.metrics.deadlines(deadline_counts((deadline for _, deadline in entries), now))
-        due = [(entry, kinds) for entry in entries
-               if (kinds := due_alerts(entry[1], self.ledger.raised(entry[1].referral_id), now))]
-        if not due:
-            return
-        if not await self.ledger.catch_up(timeout=self.settings.deadline_scan_seconds):
-            log.warning("alert ledger not caught up; alerts wait for the next scan")
-            return
-        partitions = {partition for (partition, _), _ in due}
-        ready = await self._caught_up_partitions(partitions)
-        for (partition, deadline), _ in due:
-            if partition in ready:
-                await self._raise_alerts(deadline.referral_id.encode(), now)
-
-    def _deadline_entries(self) -> list[tuple[int, Deadline]]:
-        return self._stored_deadlines.read(self.deadlines.values())
-
-    async def _caught_up_partitions(self, partitions: set[int]) -> set[int]:
-        consumer = self.app.consumer
-        assigned = consumer.assignment()
-        # A partition this worker no longer holds is another worker's to alert on.
-        tps = [TP(topic, p) for p in partitions for topic in INPUT_TOPICS if TP(topic, p) in assigned]
-        ends = await consumer.highwaters(*tps)
-        committed = self._committed()
-        now = time.monotonic()
-        return {
-            p for p in partitions
-            if all(
-                TP(topic, p) in ends
-                and self.catch_up.caught_up(TP(topic, p), ends[TP(topic, p)], committed.get(TP(topic, p)), now)
-                for topic in INPUT_TOPICS
-            )
-        }
-
-    def _committed(self) -> dict[TP, int | None]:
-        # Faust seeks every assigned partition to the group's committed offset and keeps this
-        # map current as it commits; it is private, so faust-streaming is pinned (pyproject).
-        # Tansu closes the connection on aiokafka-admin's OffsetFetch, so asking again is no way.
-        return dict(self.app.consumer._committed_offset)  # type: ignore[attr-defined]
-
-    async def _raise_alerts(self, key: bytes, now: datetime) -> None:
-        # Read the deadline again: records processed while we waited may have met or closed it.
-        stored = self.deadlines.get(key)
-        if stored is None:
-            return
-        deadline = Deadline.model_validate(json.loads(stored)["deadline"])
-        for kind in due_alerts(deadline, self.ledger.raised(deadline.referral_id), now):
-            alert = alert_event(deadline, kind, now)
-            await self.app.producer.send_and_wait(
-                ALERTS_TOPIC, key, json_bytes(alert), partition=None, timestamp=None, headers=None
-            )
-            self.ledger.record(deadline.referral_id, kind)
-            self.metrics.alert(kind, (self.clock() - alert_due_at(deadline, kind)).total_seconds())
-            log.warning("alert raised", alert=alert["type"], alert_id=alert["id"],
-                        referral=deadline.referral_id, deadline=alert["data"]["deadline"],
-                        deadline_local=alert["data"]["deadlineLocal"])
-
-    async def _start_ledger(self) -> None:
-        if not self._ledger_started:
-            await self.ledger.start()
-            self._ledger_started = True
-

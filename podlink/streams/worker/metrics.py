@@ -78,6 +78,9 @@ class Metrics:
             "podlink_alert_latency_seconds",
             "From the moment an alert became due (at-risk time, deadline, meeting or closure) "
             "to the alert published", ["kind"], buckets=ALERT_BUCKETS, registry=r)
+        self.deadline_scans = Counter(
+            "podlink_deadline_scans", "Deadline scans that raised every alert due on this "
+            "worker's partitions (none left waiting for a partition to be read to its end)", registry=r)
         self.open_episodes = Gauge(
             "podlink_open_episodes", "Referrals on this worker's partitions that are not closed "
             "(rejected, withdrawn or discharged), as of the last deadline scan", registry=r)

@@ -1,0 +1,40 @@
+"""The tables' stored bytes: pinned, because RocksDB and the changelogs keep what was written."""
+from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.episode import Episode
+from podlink.streams.worker.codecs import DEAD_LETTER_MARK, DEADLINE_ENTRY, EPISODE, DeadlineEntry
+from tests.support.episodes import T0, hours
+
+DEADLINE = Deadline(referral_id="REF-1", team_code="POD-A", starts_at=T0, due_at=T0 + hours(24),
+                    at_risk_from=T0 + hours(18))
+# As app._store_deadline wrote it before the codecs existed.
+STORED_DEADLINE = (b'{"partition":2,"deadline":{"referral_id":"REF-1","policy":"first-meeting",'
+                   b'"team_code":"POD-A","starts_at":"2026-06-01T09:00:00Z","due_at":"2026-06-02T09:00:00Z",'
+                   b'"at_risk_from":"2026-06-02T03:00:00Z","met_at":null,"closed_at":null}}')
+
+
+def test_a_deadline_entry_is_stored_as_before():
+    assert DEADLINE_ENTRY.encode(DeadlineEntry(2, DEADLINE)) == STORED_DEADLINE
+
+
+def test_a_stored_deadline_entry_loads():
+    assert DEADLINE_ENTRY.decode(STORED_DEADLINE) == DeadlineEntry(2, DEADLINE)
+    met = STORED_DEADLINE.replace(b'"met_at":null', b'"met_at":"2026-06-01T19:30:00Z"')
+    assert DEADLINE_ENTRY.decode(met).deadline.met_at == T0 + hours(10.5)
+
+
+def test_an_episode_is_stored_as_before():
+    stored = EPISODE.encode(Episode(referral_id="REF-1", applied=("e-1",), positions={"t/0": 4}))
+    assert stored.startswith(b'{"referral_id":"REF-1","status":"awaiting-referral","referral":null,')
+    assert b',"applied":["e-1"],' in stored and stored.endswith(b',"positions":{"t/0":4}}')
+
+
+def test_a_stored_episode_loads():
+    stored = (b'{"referral_id":"REF-1","status":"awaiting-referral","applied":["e-1"],"pending":[],'
+              b'"positions":{"t/0":4}}')
+    episode = EPISODE.decode(stored)
+    assert (episode.referral_id, episode.applied, episode.positions) == ("REF-1", ("e-1",), {"t/0": 4})
+
+
+def test_a_dead_letter_mark_is_the_offset_in_digits():
+    assert DEAD_LETTER_MARK.encode(1207) == b"1207"
+    assert DEAD_LETTER_MARK.decode(b"1207") == 1207
