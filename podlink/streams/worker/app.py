@@ -171,7 +171,7 @@ class Worker:
         key = event.referral_id.encode()
         try:
             stored = self.episodes.get(key)
-            episode = Episode.model_validatejson_bytes(stored) if stored else None
+            episode = Episode.model_validate_json(stored) if stored else None
             position = Position(message.topic, message.partition, message.offset)
             result = process(episode, read, self.policy, position)
         except Exception as exc:  # noqa: BLE001 - one record must never stop the partition
@@ -182,7 +182,7 @@ class Worker:
                       referral=event.referral_id, type=event.type, **where)
             return
         if result.stores_episode:
-            self.episodes[key] = result.episode.model_dumpjson_bytes().encode()
+            self.episodes[key] = result.episode.model_dump_json().encode()
         if result.deadline_changed and result.deadline is not None:
             self._store_deadline(key, result.deadline, message.partition)
         for bundle in result.fhir_messages:
