@@ -93,9 +93,9 @@ def summary_line(tally: Tally, timestamp: str | None, width: int) -> Text:
 def render_line(event: Mapping[str, Any], width: int) -> Text:
     """One log event as one line of at most `width` cells."""
     name = str(event.get("event", ""))
-    clock = Text(f"{local_clock(event.get('timestamp'))}  ", style="dim")
     render = _RENDERERS.get(name, _other)
-    return _fit(clock + render(event), width)
+    # Assembled, not added: `a + b` would give the whole line a's style.
+    return _fit(Text.assemble((f"{local_clock(event.get('timestamp'))}  ", "dim"), render(event)), width)
 
 
 def _fit(text: Text, width: int) -> Text:
@@ -103,15 +103,15 @@ def _fit(text: Text, width: int) -> Text:
     return text
 
 
-def _referral(event: Mapping[str, Any]) -> Text:
-    return Text(f"{str(event.get('referral') or '-'):<{REFERRAL_WIDTH}} ", style="bold")
+def _referral(event: Mapping[str, Any]) -> tuple[str, str]:
+    return f"{str(event.get('referral') or '-'):<{REFERRAL_WIDTH}} ", "bold"
 
 
 def _record(event: Mapping[str, Any]) -> Text:
     outcome = str(event.get("outcome", ""))
-    line = _referral(event) + Text(f"{short_type(str(event.get('type', ''))):<{TYPE_WIDTH}} ")
+    line = Text.assemble(_referral(event), f"{short_type(str(event.get('type', ''))):<{TYPE_WIDTH}} ")
     if outcome in QUIET_OUTCOMES:
-        return line + Text(QUIET_OUTCOMES[outcome], style="dim")
+        return line.append(QUIET_OUTCOMES[outcome], style="dim")
     results = []
     messages = int(event.get("fhir_messages") or 0)
     if messages:
@@ -126,24 +126,24 @@ def _record(event: Mapping[str, Any]) -> Text:
     if outcome == "replayed":
         line.append("replayed ", style="dim")
     if not results:
-        return line + Text("nothing sent", style="dim")
-    return line + Text("→ ") + Text(", ").join(results)
+        return line.append("nothing sent", style="dim")
+    return line.append("→ ").append_text(Text(", ").join(results))
 
 
 def _dead_letter(event: Mapping[str, Any]) -> Text:
     where = f"{event.get('topic')}/{event.get('partition')}@{event.get('offset')}"
-    line = Text(" DEAD LETTER ", style="bold white on red") + Text(" ")
+    line = Text.assemble((" DEAD LETTER ", "bold white on red"), " ")
     if event.get("referral"):
-        line += _referral(event) + Text(f"{short_type(str(event.get('type', '')))} ")
-    return line + Text(f"{where}  {event.get('reason', '')}", style="red")
+        line.append(*_referral(event)).append(f"{short_type(str(event.get('type', '')))} ")
+    return line.append(f"{where}  {event.get('reason', '')}", style="red")
 
 
 def _alert(event: Mapping[str, Any]) -> Text:
     kind = short_type(str(event.get("alert", ""))).removeprefix("sla.")
     style = ALERT_STYLES.get(kind, "bold")
-    line = Text(f" ALERT {kind} ", style=f"{style} reverse") + Text(" ") + _referral(event)
+    line = Text.assemble((f" ALERT {kind} ", f"{style} reverse"), " ", _referral(event))
     deadline = event.get("deadline")
-    return line + Text(f"first meeting due {local_moment(str(deadline))}" if deadline else "", style=style)
+    return line.append(f"first meeting due {local_moment(str(deadline))}" if deadline else "", style=style)
 
 
 def _starting(event: Mapping[str, Any]) -> Text:
@@ -174,7 +174,7 @@ def _other(event: Mapping[str, Any]) -> Text:
     """Faust's, the Kafka clients' and podlink's other lines: level, text and where from."""
     level = str(event.get("level", "info"))
     style = {"warning": "yellow", "error": "red", "critical": "bold red"}.get(level, "")
-    line = Text(f"{level} ", style=style) + Text(str(event.get("event", "")))
+    line = Text.assemble((f"{level} ", style), str(event.get("event", "")))
     if event.get("error"):
         line.append(f" ({event['error']})")
     exception = str(event.get("exception") or "").strip().splitlines()

@@ -131,3 +131,11 @@ def test_the_view_renders_for_its_console_and_sums_up_only_when_something_change
     assert "records 1" in summary
     with pytest.raises(structlog.DropEvent):
         view(None, "info", {"event": SUMMARY, "timestamp": "2026-07-01T09:00:10Z"})
+
+
+@pytest.mark.parametrize("event", [RECORD, REJECTED, ALERT])
+def test_each_part_keeps_its_own_style(event):
+    # A line whose base style is the clock's dim, or the referral's bold, greys out everything.
+    text = render_line(event, 200)
+    assert text.style == ""
+    assert not any(span.start == 0 and span.end == len(text.plain) for span in text.spans)
