@@ -62,7 +62,7 @@ def as_json(record: ConsumerRecord) -> dict[str, Any]:
 
 def heading(record: ConsumerRecord) -> Text:
     """`topic/partition@offset  local time  key=...` and the headers, one per line after it."""
-    moment = local_moment(utc_text(datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)))
+    moment = local_moment(utc_text(datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)), seconds=True)
     text = Text.assemble((f"{record.topic}/{record.partition}@{record.offset}", "bold cyan"),
                          f"  {moment}  ", ("key=", "dim"), (str(_text(record.key)), "bold"))
     for name, raw in record.headers or ():
@@ -76,9 +76,9 @@ def show(console: Console, record: ConsumerRecord) -> None:
     if value is None:
         console.print("(no value)", style="dim")
     elif isinstance(value, str):
-        console.print(value, markup=False, highlight=False)
+        console.print(value, markup=False, highlight=False, soft_wrap=True)
     else:
-        console.print(JSON.from_data(value, ensure_ascii=False))
+        console.print(JSON.from_data(value, ensure_ascii=False), soft_wrap=True)
     console.print()
 
 

@@ -44,9 +44,10 @@ def local_clock(timestamp: str | None) -> str:
     return datetime.fromisoformat(timestamp).astimezone(LONDON).strftime("%H:%M:%S")
 
 
-def local_moment(timestamp: str) -> str:
+def local_moment(timestamp: str, seconds: bool = False) -> str:
     """An ISO 8601 moment as a day and time in Europe/London, e.g. `Tue 01 Dec 14:05`."""
-    return datetime.fromisoformat(timestamp).astimezone(LONDON).strftime("%a %d %b %H:%M")
+    moment = datetime.fromisoformat(timestamp).astimezone(LONDON)
+    return moment.strftime("%a %d %b %H:%M:%S" if seconds else "%a %d %b %H:%M")
 
 
 @dataclass

@@ -29,7 +29,7 @@ def test_a_record_as_json_parses_a_json_value_and_keeps_other_values_as_text():
 def test_a_heading_says_where_when_in_london_and_the_key():
     # 09:00 UTC on 1 May 2026 is 10:00 BST, a Friday.
     assert heading(_record(b"{}", [("h", b"v")])).plain == (
-        "epr.fhir-messages.v1/1@7  Fri 01 May 10:00  key=REF-1\n  h: v")
+        "epr.fhir-messages.v1/1@7  Fri 01 May 10:00:00  key=REF-1\n  h: v")
 
 
 def test_only_podlinks_topics_can_be_tailed():
