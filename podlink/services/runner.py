@@ -79,8 +79,11 @@ def run_worker(settings: Settings) -> int:
     try:
         # Held until the process ends: RocksDB in this directory is this worker's alone.
         data_dir_lock = lock_data_dir(settings.data_dir)
-    except (DataDirInUse, OSError) as exc:
+    except DataDirInUse as exc:
         print(f"podlink: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"podlink: cannot use PODLINK_DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
         partitions = _prepare(settings)
