@@ -87,8 +87,10 @@ def test_a_worker_stopped_with_sigterm_says_it_is_stopping_and_stopped(tansu_bro
 
 def test_podlink_run_shows_the_sample_stream_working_until_ctrl_c(tmp_path):
     log = (tmp_path / "run.log").open("w+")
+    port = free_port()
+    # PODLINK_WEB_BIND as a worker's default would have it: `podlink run` binds 127.0.0.1 anyway.
     env = {**os.environ, "PODLINK_LOG_FORMAT": "json", "PODLINK_DEADLINE_SCAN_SECONDS": "1",
-           "PODLINK_WEB_PORT": str(free_port()), "PODLINK_WEB_BIND": "127.0.0.1"}
+           "PODLINK_WEB_PORT": str(port), "PODLINK_WEB_BIND": "0.0.0.0"}
     proc = subprocess.Popen([sys.executable, "-m", "podlink.services.cli", "run"], cwd=REPO, env=env,
                             stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
@@ -104,6 +106,8 @@ def test_podlink_run_shows_the_sample_stream_working_until_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
     assert proc.returncode in (0, -signal.SIGINT, 130)
+    assert f'"web": "http://127.0.0.1:{port}"' in seen
+    assert f"  metrics:   http://127.0.0.1:{port}/metrics" in seen
     # The demo's synthetic patients never reach the terminal.
     for n in range(40):
         assert sample_nhs_number(n) not in seen
