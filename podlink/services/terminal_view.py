@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+import structlog
 from rich.console import Console
 from rich.text import Text
-import structlog
 
 from podlink.streams.core.deadlines import LONDON
 
