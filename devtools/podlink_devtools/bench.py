@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -38,8 +37,8 @@ from podlink.services.embedded_broker import (
 )
 from podlink.services.samples import stream
 from podlink.services.topics import TopicLayoutError, ensure_topics
-from podlink.streams.core.encoding import json_bytes
 from podlink.streams.worker.settings import FHIR_TOPIC, INPUT_TOPICS, Settings
+from podlink_devtools.worker_process import launch, stop, worker_environment
 
 # On-time pathways from long ago: each meets its deadline within its own burst of events, and
 # nothing is left open for the deadline timer to alert on.
@@ -183,8 +182,7 @@ def _measure(settings: Settings, pathways: int, bootstrap: str, embedded: bool, 
 
 def _synthetic(prefix: str, pathways: int) -> list[BenchRecord]:
     return [
-        BenchRecord(r.topic, r.key.encode(), json_bytes(r.value),
-                    bundle_id(r.value["source"], r.value["id"]))
+        BenchRecord(*r.encoded(), bundle_id(r.value["source"], r.value["id"]))
         for r in stream(RECEIVED_AT, pathways, ("on-time",), prefix)
     ]
 
@@ -275,37 +273,17 @@ async def start_group_at_end(bootstrap: str, group: str) -> None:
 
 def start_worker(bootstrap: str, group: str, data_dir: Path, log_path: Path,
                  embedded: bool = False) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PODLINK_KAFKA_BOOTSTRAP": bootstrap,
-        "PODLINK_GROUP_ID": group,
-        "PODLINK_DATA_DIR": str(data_dir),
-        "PODLINK_SESSION_TIMEOUT_SECONDS": "6",
-        "PODLINK_LOG_FORMAT": "json",
-        "PODLINK_WEB_PORT": str(free_port()),
-        "PODLINK_WEB_BIND": "127.0.0.1",
-    }
-    if embedded:
-        # Tansu under-reports end offsets, which Faust's recovery check takes for a corrupt store.
-        env["PODLINK_RECOVERY_CONSISTENCY_CHECK"] = "false"
-    with log_path.open("wb") as log:
-        # Its own session keeps Ctrl-C from stopping the worker before the bench has stopped.
-        worker = subprocess.Popen([sys.executable, "-m", "podlink.services.cli", "worker"], env=env,
-                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+    # Tansu under-reports end offsets, which Faust's recovery check takes for a corrupt store.
+    extra = {"PODLINK_RECOVERY_CONSISTENCY_CHECK": "false"} if embedded else {}
+    # Its own session keeps Ctrl-C from stopping the worker before the bench has stopped.
+    worker = launch(worker_environment(bootstrap, data_dir, group, free_port(), extra), log_path,
+                    new_session=True)
     progress(f"worker started (pid {worker.pid}, log {log_path})")
     return worker
 
 
 def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is not None:
-        return
-    worker.send_signal(signal.SIGTERM)
-    try:
-        worker.wait(WORKER_STOP_GRACE)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+    stop(worker, WORKER_STOP_GRACE)
 
 
 def show_worker_log(log: Path) -> None:

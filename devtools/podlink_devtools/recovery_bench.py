@@ -28,14 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from faust.stores.rocksdb import Store
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from rocksdict import AccessType, Options, Rdict
 
-from podlink.services.samples import Record, pathway
+from podlink.services.samples import Record, pathway, send_records
 from podlink.services.topics import ensure_topics
 from podlink.streams.core.deadlines import due_alerts
-from podlink.streams.core.encoding import json_bytes
 from podlink.streams.worker.deadline_scan import DeadlineEntries
 from podlink.streams.worker.settings import INPUT_TOPICS, Settings
 from podlink_devtools.apache_kafka import KAFKA_VERSION, ApacheKafkaBroker
@@ -106,7 +105,7 @@ def _measure(settings: Settings, episodes: int, bootstrap: str, broker: str, wor
     try:
         _wait_for_line(load_log, worker, lambda line: line.get("event") == "tables recovered")
         progress(f"loading {episodes} open episodes ({len(records)} events)")
-        _send(bootstrap, records)
+        send_records(bootstrap, records, linger_ms=20)
         _wait_until_processed(bootstrap, group, worker)
     finally:
         stop_worker(worker)
@@ -122,16 +121,6 @@ def _open_referrals(prefix: str, episodes: int) -> list[Record]:
     # no alert is raised while the bench runs.
     received = datetime.now(timezone.utc) - timedelta(hours=1)
     return [r for i in range(episodes) for r in pathway(f"{prefix}-{i:06d}", received, "at-risk", n=i)]
-
-
-def _send(bootstrap: str, records: list[Record]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
-    try:
-        for r in records:
-            producer.send(r.topic, key=r.key.encode(), value=json_bytes(r.value))
-        producer.flush()
-    finally:
-        producer.close()
 
 
 # -- what the broker says: input read and committed, changelog sizes ---------------------------
@@ -189,7 +178,7 @@ def _restart(label: str, bootstrap: str, group: str, data_dir: Path, log: Path, 
     started = time.time()
     worker = start_worker(bootstrap, group, data_dir, log)
     try:
-        _send(bootstrap, pathway(sentinel, datetime.now(timezone.utc), "at-risk")[:1])
+        send_records(bootstrap, pathway(sentinel, datetime.now(timezone.utc), "at-risk")[:1])
         served = _wait_for_line(log, worker, lambda line: line.get("event") == "record"
                                 and line.get("referral") == sentinel)
     finally:

@@ -1,5 +1,5 @@
-"""The `podlink` command: `run` (everything on an embedded broker), `worker`, `bench`, and the
-operator tools `dead-letters` and `replay` (docs/operations.md)."""
+"""The `podlink` command: `run` (everything on an embedded broker), `worker`, `bench`, `tail`,
+and the operator tools `dead-letters` and `replay` (docs/operations.md)."""
 from __future__ import annotations
 
 import argparse
@@ -63,8 +63,32 @@ def _time(text: str) -> object:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 def _add_operator_tools(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from podlink.services.tail import TOPICS
     from podlink.streams.worker.settings import INPUT_TOPICS
+    tail = commands.add_parser(
+        "tail", help="print the records of one of podlink's topics",
+        description="Prints the records of TOPIC from the earliest kept, each with its partition, "
+        "offset, time (Europe/London), key, headers and value (JSON pretty-printed). Reading uses "
+        "no consumer group: it changes nothing. FHIR messages and input events hold patient data, "
+        f"as the EPR receives them. Topics: {', '.join(TOPICS)}.")
+    tail.add_argument("topic", metavar="TOPIC", help="one of podlink's topics")
+    tail.add_argument("--follow", action="store_true", help="keep printing new records until Ctrl-C")
+    tail.add_argument("--limit", type=positive_int, metavar="N", help="stop after N records")
+    tail.add_argument("--json", action="store_true",
+                      help="one JSON object per line: topic, partition, offset, timestamp, key, "
+                      "headers, value (parsed when it is JSON)")
     letters = commands.add_parser(
         "dead-letters", help="list the dead letters: source, reason, key, size (no values)",
         description="Reads podlink.dead-letter.v1 (no consumer group: reading changes nothing) "
@@ -74,7 +98,7 @@ def _add_operator_tools(commands: argparse._SubParsersAction) -> None:  # type: 
     letters.add_argument("--since", type=_time, metavar="TIME",
                          help="only dead letters written at or after TIME (ISO 8601 with a zone, "
                          "e.g. 2026-05-01T09:00Z); default: from the beginning")
-    letters.add_argument("--limit", type=int, metavar="N", help="at most N, oldest first")
+    letters.add_argument("--limit", type=positive_int, metavar="N", help="at most N (1 or more), oldest first")
     letters.add_argument("--show-values", action="store_true",
                          help="also print each original value (may hold patient data; warns on stderr)")
     letters.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -109,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from podlink.services.runner import run_embedded
         return run_embedded(settings, args.sample_interval)
+    if args.command == "tail":
+        from podlink.services.tail import run_tail
+        return run_tail(settings, args.topic, args.follow, args.limit, args.json)
     if args.command == "dead-letters":
         from podlink.services.dead_letters import run_dead_letters
         return run_dead_letters(settings, args.since, args.limit, args.show_values, args.json)

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence, TextIO
 
-from kafka import KafkaConsumer, TopicPartition
-
-from podlink.services.kafka_options import client_options
+from podlink.services.topic_reader import NoSuchTopic, read_topic
 from podlink.streams.worker.settings import DEAD_LETTER_TOPIC, Settings
 
 VALUES_WARNING = (
@@ -103,56 +101,46 @@ def as_json(letter: DeadLetter, show_value: bool = False) -> dict[str, Any]:
     return record
 
 
-def oldest_first(letters: list[DeadLetter], limit: int | None) -> list[DeadLetter]:
-    ordered = sorted(letters, key=lambda d: (d.timestamp, d.partition, d.offset))
-    return ordered if limit is None else ordered[:limit]
+def oldest_first(letters: list[DeadLetter]) -> list[DeadLetter]:
+    return sorted(letters, key=lambda d: (d.timestamp, d.partition, d.offset))
 
 
-def read_dead_letters(settings: Settings, since: datetime | None, keep_values: bool,
-                      quiet_seconds: float = 0.5) -> list[DeadLetter] | None:
-    """Every dead letter (from `since`, if given); None when the topic does not exist.
+def unique_by_source(letters: list[DeadLetter]) -> tuple[list[DeadLetter], int]:
+    """Each source record's first dead letter, in order, and how many repeats were left out.
 
-    Reads with assign() and no consumer group: looking commits nothing and leaves no group.
+    Older podlink versions dead-lettered a record again on every replay or rebalance re-read:
+    one bad record, many dead letters. A dead letter whose source position is not known is
+    always kept.
     """
-    consumer = KafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
-                             allow_auto_create_topics=False, fetch_max_wait_ms=100,
-                             client_id="podlink-dead-letters")
+    seen: set[tuple[str, int, int]] = set()
+    kept = []
+    for letter in letters:
+        if letter.source_topic is None or letter.source_partition is None or letter.source_offset is None:
+            kept.append(letter)
+            continue
+        source = (letter.source_topic, letter.source_partition, letter.source_offset)
+        if source not in seen:
+            seen.add(source)
+            kept.append(letter)
+    return kept, len(letters) - len(kept)
+
+
+def listing(letters: list[DeadLetter], limit: int | None) -> tuple[list[DeadLetter], int, int]:
+    """What the listing shows: oldest first, each source record once, at most `limit`; with how
+    many distinct dead letters there are and how many repeats were hidden."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"a limit must be 1 or more, not {limit}")
+    unique, repeats = unique_by_source(oldest_first(letters))
+    return (unique if limit is None else unique[:limit]), len(unique), repeats
+
+
+def read_dead_letters(settings: Settings, since: datetime | None, keep_values: bool) -> list[DeadLetter] | None:
+    """Every dead letter (from `since`, if given); None when the topic does not exist."""
     try:
-        partitions = consumer.partitions_for_topic(DEAD_LETTER_TOPIC)
-        if not partitions:
-            return None
-        tps = [TopicPartition(DEAD_LETTER_TOPIC, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        _seek_start(consumer, tps, since)
-        ends = consumer.end_offsets(tps)
-        # Filtered here as well: Tansu answers a time after the last record with an offset.
-        since_ms = int(since.timestamp() * 1000) if since else None
-        letters: list[DeadLetter] = []
-        while True:
-            batches = consumer.poll(timeout_ms=int(quiet_seconds * 1000))
-            for batch in batches.values():
-                letters.extend(
-                    dead_letter(r.timestamp, r.partition, r.offset, r.headers, r.key, r.value, keep_values)
-                    for r in batch if since_ms is None or r.timestamp >= since_ms)
-            # Stop once past every end offset and a poll came back empty: some brokers (Tansu)
-            # answer end offsets below the last record, so the end offset alone is not enough.
-            if not batches and all(consumer.position(tp) >= ends[tp] for tp in tps):
-                return letters
-    finally:
-        consumer.close()
-
-
-def _seek_start(consumer: KafkaConsumer, tps: list[TopicPartition], since: datetime | None) -> None:
-    if since is None:
-        consumer.seek_to_beginning(*tps)
-        return
-    found = consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in tps})
-    for tp in tps:
-        at = found.get(tp)
-        if at is None:
-            consumer.seek_to_end(tp)  # nothing on this partition since then
-        else:
-            consumer.seek(tp, at.offset)
+        return [dead_letter(r.timestamp, r.partition, r.offset, r.headers, r.key, r.value, keep_values)
+                for r in read_topic(settings, DEAD_LETTER_TOPIC, "podlink-dead-letters", since)]
+    except NoSuchTopic:
+        return None
 
 
 def run_dead_letters(settings: Settings, since: datetime | None, limit: int | None,
@@ -171,10 +159,11 @@ def run_dead_letters(settings: Settings, since: datetime | None, limit: int | No
         return 0
     if show_values:
         print(VALUES_WARNING, file=err)
-    shown = oldest_first(letters, limit)
+    shown, total, repeats = listing(letters, limit)
     for letter in shown:
         print(json.dumps(as_json(letter, show_values)) if json_lines else format_line(letter, show_values),
               file=out)
-    print(f"podlink dead-letters: {len(shown)} shown of {len(letters)} on {DEAD_LETTER_TOPIC} "
+    hidden = f", {repeats} repeat(s) of the same source record hidden" if repeats else ""
+    print(f"podlink dead-letters: {len(shown)} shown of {total} on {DEAD_LETTER_TOPIC}{hidden} "
           f"({time.monotonic() - started:.1f} s)", file=err)
     return 0

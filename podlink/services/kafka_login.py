@@ -1,12 +1,14 @@
-"""One secured connection to Kafka before a worker starts, to name the reason if it is refused.
+"""One connection to Kafka before a worker starts, to name the reason if it fails.
 
 kafka-python and aiokafka both turn a refused SASL login, an untrusted broker certificate or a
 missing client certificate into "Unable to bootstrap" (kafka-python only after retrying for
-its whole bootstrap timeout), with the reason in a log line at best. Operators need the reason.
+its whole bootstrap timeout), with the reason in a log line at best; and brokers that cannot
+be reached at all into half a minute of client error lines. Operators need the reason, once.
 """
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from typing import Any
 
@@ -27,14 +29,16 @@ class KafkaLoginError(KafkaSecurityError):
     """The broker refused the connection as configured (the message never holds a secret)."""
 
 
-def check_login(s: Settings, timeout: float = 15.0) -> None:
-    """Connect with the security settings and ask for metadata; raise KafkaLoginError if refused.
+class KafkaUnreachableError(RuntimeError):
+    """No server in PODLINK_KAFKA_BOOTSTRAP answered."""
 
-    PLAINTEXT is not checked, nor a server that cannot be reached at all: reaching Kafka is
-    for the caller to report.
+
+def check_login(s: Settings, timeout: float = 10.0) -> None:
+    """Connect with the security settings and ask for metadata, trying each server in turn.
+
+    Raises KafkaLoginError if a broker refuses the connection as configured, and
+    KafkaUnreachableError if no server answers within `timeout` seconds each.
     """
-    if s.kafka_security_protocol == "PLAINTEXT":
-        return
     # A loop of its own, never made current: asyncio.run would leave no current loop behind,
     # and the Faust worker that starts next takes the current one.
     loop = asyncio.new_event_loop()
@@ -45,6 +49,7 @@ def check_login(s: Settings, timeout: float = 15.0) -> None:
 
 
 async def _check(s: Settings, options: dict[str, Any], timeout: float) -> None:
+    failures = []
     for address in s.kafka_bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         try:
@@ -54,11 +59,41 @@ async def _check(s: Settings, options: dict[str, Any], timeout: float) -> None:
             finally:
                 conn.close()
             return
-        except (SaslAuthenticationFailed, UnsupportedSaslMechanismError, ssl.SSLError,
-                KafkaConnectionError) as exc:
+        except (SaslAuthenticationFailed, UnsupportedSaslMechanismError, ssl.SSLError) as exc:
             raise KafkaLoginError(f"cannot connect to Kafka at {address}: {_why(s, exc)}") from None
-        except (OSError, asyncio.TimeoutError, KafkaError):
-            continue  # unreachable: the next server may answer
+        except KafkaConnectionError as exc:
+            # A plain listener that hangs up is not a login question: the server is not Kafka.
+            if s.kafka_security_protocol != "PLAINTEXT":
+                raise KafkaLoginError(f"cannot connect to Kafka at {address}: {_why(s, exc)}") from None
+            failures.append(f"{address.strip()}: {unreachable_reason(exc, timeout)}")
+        except (OSError, asyncio.TimeoutError, KafkaError) as exc:
+            failures.append(f"{address.strip()}: {unreachable_reason(exc, timeout)}")
+    raise KafkaUnreachableError(
+        f"cannot reach Kafka ({'; '.join(failures)}); check PODLINK_KAFKA_BOOTSTRAP and that the "
+        "brokers are running")
+
+
+def unreachable_reason(exc: BaseException, timeout: float) -> str:
+    """Why one server did not answer, in a few words (and no exception name said twice)."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if isinstance(exc, KafkaConnectionError):
+        return "the connection was closed"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return error_text(exc)
+
+
+def error_text(exc: BaseException) -> str:
+    """`Type: message`, without the type twice when the message already starts with it."""
+    text, name = str(exc), type(exc).__name__
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 def _why(s: Settings, exc: BaseException) -> str:

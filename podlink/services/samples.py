@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal
+
+from kafka import KafkaProducer
 
 from podlink.streams.core.contract import nhs_number_is_valid
+from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.ids import stable_id
 from podlink.streams.worker.settings import CARE_TOPIC, SPA_TOPIC
 
@@ -27,6 +30,29 @@ class Record:
     topic: str
     key: str
     value: dict[str, Any]
+
+    def encoded(self) -> tuple[str, bytes, bytes]:
+        """(topic, key, value) as the source systems put it on Kafka."""
+        return self.topic, self.key.encode(), json_bytes(self.value)
+
+
+# A record as bytes, e.g. one that breaks the contract: (topic, key, value).
+RawRecord = tuple[str, bytes | None, bytes | None]
+
+
+def send_records(bootstrap: str, records: Iterable[Record | RawRecord], linger_ms: int = 5) -> None:
+    """Send `records` in order and return once the broker has them all.
+
+    The one way podlink's sample stream, its tests and its benchmarks write input records.
+    """
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms)
+    try:
+        for record in records:
+            topic, key, value = record.encoded() if isinstance(record, Record) else record
+            producer.send(topic, key=key, value=value)
+        producer.flush()
+    finally:
+        producer.close()
 
 
 def sample_nhs_number(n: int) -> str:

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaProducer
 
 from podlink.services.embedded_broker import EmbeddedBroker
 from podlink.services.samples import pathway
@@ -168,3 +168,32 @@ def test_replay_from_a_time_re_reads_later_records_and_resends_outputs_with_the_
     assert [a["subject"] for a in alerts] == [f"{prefix}-LATE"]  # raised once, not again
     outcomes = values(consume_all(bootstrap, OUTCOMES_TOPIC, min_records=10**6, timeout=3))
     assert len({o["id"] for o in outcomes}) < len(outcomes)  # outcomes re-sent with their ids
+
+
+def _dead_letter(source_offset: int, reason: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    return (b"REF-OLD", b"{ not json", [("podlink-error", reason.encode()),
+                                       ("podlink-source-topic", SPA_TOPIC.encode()),
+                                       ("podlink-source-partition", b"0"),
+                                       ("podlink-source-offset", str(source_offset).encode())])
+
+
+def test_dead_letters_lists_each_source_record_once_and_refuses_a_limit_below_one():
+    # Older versions dead-lettered a record again on every replay: offset 5 twice here.
+    with EmbeddedBroker() as tansu:
+        producer = KafkaProducer(bootstrap_servers=tansu.bootstrap)
+        for source_offset, reason in ((5, "value is not JSON (first)"), (6, "value is not JSON (other)"),
+                                      (5, "value is not JSON (repeat)")):
+            key, value, headers = _dead_letter(source_offset, reason)
+            producer.send(DEAD_LETTER_TOPIC, key=key, value=value, headers=headers)
+            producer.flush()  # one at a time: the listing is oldest first
+        producer.close()
+        env = {"PODLINK_KAFKA_BOOTSTRAP": tansu.bootstrap}
+        listed = podlink("dead-letters", env=env)
+        refused = podlink("dead-letters", "--limit", "-1", env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [line.split()[1] for line in lines] == [f"{SPA_TOPIC}/0@5", f"{SPA_TOPIC}/0@6"]
+    assert lines[0].endswith("reason=value is not JSON (first)")
+    assert "2 shown of 2 on podlink.dead-letter.v1, 1 repeat(s) of the same source record hidden" in listed.stderr
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert "argument --limit: must be 1 or more, not -1" in refused.stderr

@@ -6,26 +6,10 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
-from kafka import KafkaProducer
+from podlink.services.samples import Record, send_records
 
-from podlink.services.samples import Record
-from podlink.streams.core.encoding import json_bytes
-
-
-def send(bootstrap: str, records: list[Record]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
-    for r in records:
-        producer.send(r.topic, key=r.key.encode(), value=json_bytes(r.value))
-    producer.flush()
-    producer.close()
-
-
-def send_raw(bootstrap: str, items: list[tuple[str, bytes | None, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for topic, key, value in items:
-        producer.send(topic, key=key, value=value)
-    producer.flush()
-    producer.close()
+# The names the tests use: sample Records, or raw (topic, key, value) records.
+send = send_raw = send_records
 
 
 def values(records) -> list[dict]:

@@ -177,8 +177,9 @@ SECRET_FIELDS = frozenset(
 def describe_invalid(error: ValidationError) -> str:
     """A ValidationError of Settings for operators, without the values of secret settings.
 
-    Pydantic's own text shows every input, and the input of a check across settings is all of
-    them, passwords included.
+    Each problem names the environment variable to fix, not the field behind it. Pydantic's
+    own text shows every input, and the input of a check across settings is all of them,
+    passwords included.
     """
     lines = []
     for item in error.errors(include_url=False):
@@ -187,7 +188,7 @@ def describe_invalid(error: ValidationError) -> str:
         if field is None:
             lines.append(message)
         elif field in SECRET_FIELDS:
-            lines.append(f"{field}: {message}")
+            lines.append(f"{_env(field)}: {message}")
         else:
-            lines.append(f"{field}: {message} (got {item['input']!r})")
+            lines.append(f"{_env(field)}: {message} (got {item['input']!r})")
     return "; ".join(lines)

@@ -4,10 +4,11 @@ from datetime import datetime, timezone
 import pytest
 
 from podlink.services.dead_letters import (
+    DeadLetter,
     as_json,
     dead_letter,
     format_line,
-    oldest_first,
+    listing,
 )
 from podlink.services.kafka_options import aware_time
 
@@ -48,10 +49,38 @@ def test_missing_headers_and_odd_bytes_still_give_a_line():
     assert line == "2026-05-01T09:00:00.123Z  ?/?@?  key=\\xff  value=2 bytes  reason=?"
 
 
+def _from(source_offset: int, delay_ms: int, partition: int, offset: int) -> DeadLetter:
+    headers = [*HEADERS[:3], ("podlink-source-offset", str(source_offset).encode())]
+    return dead_letter(MS + delay_ms, partition, offset, headers, b"k", b"v")
+
+
 def test_dead_letters_are_listed_oldest_first_up_to_the_limit():
-    letters = [dead_letter(MS + d, p, o, HEADERS, b"k", b"v") for d, p, o in ((30, 0, 1), (10, 1, 0), (20, 0, 0))]
-    assert [(d.partition, d.offset) for d in oldest_first(letters, None)] == [(1, 0), (0, 0), (0, 1)]
-    assert len(oldest_first(letters, 2)) == 2
+    letters = [_from(o, d, p, o) for d, p, o in ((30, 0, 1), (10, 1, 0), (20, 0, 2))]
+    shown, total, repeats = listing(letters, None)
+    assert [(d.partition, d.offset) for d in shown] == [(1, 0), (0, 2), (0, 1)]
+    assert (total, repeats) == (3, 0)
+    assert [(d.partition, d.offset) for d in listing(letters, 2)[0]] == [(1, 0), (0, 2)]
+    assert [(d.partition, d.offset) for d in listing(letters, 1)[0]] == [(1, 0)]
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_limit_below_one_is_refused_rather_than_dropping_records(limit):
+    with pytest.raises(ValueError, match="1 or more"):
+        listing([_from(1, 0, 0, 0)], limit)
+
+
+def test_repeats_of_one_source_record_are_listed_once_the_first_kept():
+    # Source offsets 7, 7, 8, 7: written by replays of an older podlink; the first of each stays.
+    letters = [_from(7, 0, 0, 0), _from(7, 10, 1, 0), _from(8, 20, 0, 1), _from(7, 30, 0, 2)]
+    shown, total, repeats = listing(letters, None)
+    assert [(d.source_offset, d.partition, d.offset) for d in shown] == [(7, 0, 0), (8, 0, 1)]
+    assert (total, repeats) == (2, 2)
+    assert listing(letters, 1) == ([letters[0]], 2, 2)
+
+
+def test_dead_letters_without_a_known_source_are_never_merged():
+    nameless = [dead_letter(MS + d, 0, d, [], b"k", b"v") for d in (0, 1)]
+    assert listing(nameless, None) == (nameless, 2, 0)
 
 
 def test_times_must_say_their_zone():

@@ -72,8 +72,8 @@ def test_an_empty_password_counts_as_missing():
 
 
 def test_an_unknown_protocol_or_mechanism_is_refused_by_name():
-    assert "kafka_security_protocol" in refusal(kafka_security_protocol="TLS")
-    assert "kafka_sasl_mechanism" in refusal(**{**SCRAM, "kafka_sasl_mechanism": "GSSAPI"})
+    assert "PODLINK_KAFKA_SECURITY_PROTOCOL" in refusal(kafka_security_protocol="TLS")
+    assert "PODLINK_KAFKA_SASL_MECHANISM" in refusal(**{**SCRAM, "kafka_sasl_mechanism": "GSSAPI"})
 
 
 def test_sasl_settings_without_a_sasl_protocol_are_refused_not_ignored():
@@ -120,7 +120,7 @@ def test_pydantic_would_print_the_password_but_podlink_does_not(monkeypatch):
 
 def test_an_invalid_plain_setting_still_shows_what_was_given():
     assert describe_invalid(_error(deadline_scan_seconds="soon")).startswith(
-        "deadline_scan_seconds: Input should be a valid number")
+        "PODLINK_DEADLINE_SCAN_SECONDS: Input should be a valid number")
     assert "(got 'soon')" in describe_invalid(_error(deadline_scan_seconds="soon"))
 
 

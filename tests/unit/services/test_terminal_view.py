@@ -1,0 +1,141 @@
+"""The terminal view's lines, from log events as the worker writes them (see worker/app.py)."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import structlog
+from rich.cells import cell_len
+from rich.console import Console
+
+from podlink.services.terminal_view import (
+    SUMMARY,
+    Tally,
+    TerminalView,
+    render_line,
+    short_type,
+    summary_line,
+)
+
+# 09:00 UTC on 1 July is 10:00 in London (BST); the deadline, 23:30 UTC, is 00:30 the next day.
+RECORD = {
+    "event": "record", "level": "info", "timestamp": "2026-07-01T09:00:00.123456Z",
+    "outcome": "applied", "referral": "REF-2026-000123", "type": "uk.nhs.spa.referral.received",
+    "fhir_messages": 1, "outcome_events": ["uk.nhs.podlink.referral.registered"],
+    "deadline": "2026-07-01T23:30:00+00:00",
+    "topic": "spa.referral-events.v1", "partition": 2, "offset": 17,
+}
+REJECTED = {
+    "event": "record rejected", "level": "warning", "timestamp": "2026-11-30T12:47:24.5Z",
+    "outcome": "dead-letter", "reason": "value is not JSON (line 1, column 3)",
+    "topic": "spa.referral-events.v1", "partition": 0, "offset": 4,
+}
+ALERT = {
+    "event": "alert raised", "level": "warning", "timestamp": "2026-11-30T12:47:30Z",
+    "alert": "uk.nhs.podlink.sla.breached", "alert_id": "x", "referral": "REF-DEMO-0001",
+    "deadline": "2026-11-30T06:47:00Z", "deadline_local": "2026-11-30T06:47:00+00:00",
+}
+
+
+def test_a_record_shows_local_time_referral_short_type_and_what_came_out():
+    assert render_line(RECORD, 200).plain == (
+        "10:00:00  REF-2026-000123 referral.received  → FHIR message, referral.registered, "
+        "deadline due Thu 02 Jul 00:30")
+
+
+def test_times_follow_the_clock_change():
+    # 00:30 UTC on 25 October 2026 is 01:30 BST; 01:30 UTC the same night is 01:30 GMT.
+    assert render_line({**RECORD, "timestamp": "2026-10-25T00:30:00Z", "deadline": None}, 200).plain.startswith("01:30:00")
+    assert render_line({**RECORD, "deadline": "2026-10-25T01:30:00Z"}, 200).plain.endswith(
+        "deadline due Sun 25 Oct 01:30")
+
+
+def test_a_first_meeting_says_the_deadline_is_met_and_a_closure_sets_none():
+    met = {**RECORD, "type": "uk.nhs.pod.meeting.held", "fhir_messages": 2,
+           "outcome_events": ["uk.nhs.podlink.meeting.first", "uk.nhs.podlink.meeting.held"]}
+    assert render_line(met, 200).plain.endswith("→ 2 FHIR messages, meeting.first, meeting.held, deadline met")
+    closed = {**RECORD, "type": "uk.nhs.spa.referral.withdrawn", "outcome_events": ["uk.nhs.podlink.referral.closed"]}
+    assert render_line(closed, 200).plain.endswith("→ FHIR message, referral.closed")
+
+
+@pytest.mark.parametrize(("outcome", "says"), [
+    ("pending", "waits for its referral"),
+    ("duplicate", "duplicate: nothing sent"),
+    ("out-of-scope", "team out of scope: nothing sent"),
+])
+def test_records_that_send_nothing_say_why(outcome, says):
+    event = {**RECORD, "outcome": outcome, "fhir_messages": 0, "outcome_events": [], "deadline": None}
+    assert render_line(event, 200).plain == f"10:00:00  REF-2026-000123 referral.received  {says}"
+
+
+def test_a_replayed_record_says_so():
+    assert "referral.received  replayed → FHIR message" in render_line({**RECORD, "outcome": "replayed"}, 200).plain
+
+
+def test_dead_letters_and_alerts_stand_out():
+    dead = render_line(REJECTED, 200)
+    assert dead.plain == ("12:47:24   DEAD LETTER  spa.referral-events.v1/0@4  "
+                          "value is not JSON (line 1, column 3)")
+    assert any("red" in str(span.style) for span in dead.spans)
+    alert = render_line(ALERT, 200)
+    assert alert.plain == "12:47:30   ALERT breached  REF-DEMO-0001   first meeting due Mon 30 Nov 06:47"
+    assert any("red" in str(span.style) for span in alert.spans)
+    failed = {**REJECTED, "event": "record failed", "referral": "REF-9", "type": "uk.nhs.pod.contact.made",
+              "reason": "podlink could not process the event (KeyError)"}
+    assert render_line(failed, 200).plain == (
+        "12:47:24   DEAD LETTER  REF-9           contact.made spa.referral-events.v1/0@4  "
+        "podlink could not process the event (KeyError)")
+
+
+@pytest.mark.parametrize("width", [20, 40, 79, 120])
+@pytest.mark.parametrize("event", [RECORD, REJECTED, ALERT, {"event": "Heartbeat failed", "level": "warning",
+                                                              "logger": "aiokafka.consumer.group_coordinator"}])
+def test_every_line_fits_the_width(event, width):
+    text = render_line(event, width)
+    assert cell_len(text.plain) <= width
+    assert "\n" not in text.plain
+
+
+def test_other_lines_show_level_text_logger_and_the_last_line_of_an_exception():
+    event = {"event": "Error: boom", "level": "error", "timestamp": "2026-11-30T12:00:00Z", "logger": "faust",
+             "exception": "Traceback (most recent call last):\n  File x\nValueError: boom"}
+    assert render_line(event, 200).plain == "12:00:00  error Error: boom: ValueError: boom  [faust]"
+
+
+def test_the_tally_counts_records_messages_alerts_dead_letters_and_open_deadlines():
+    tally = Tally()
+    tally.count(RECORD)  # a deadline set for REF-2026-000123
+    tally.count({**RECORD, "referral": "REF-B"})
+    tally.count({**RECORD, "referral": "REF-B", "deadline": "2026-07-01T23:30:00Z",
+                 "outcome_events": ["uk.nhs.podlink.meeting.first"]})  # met
+    tally.count({**RECORD, "referral": "REF-C", "outcome_events": ["uk.nhs.podlink.episode.discharged"]})
+    tally.count(REJECTED)
+    tally.count(ALERT)
+    tally.count({"event": "partitions assigned", "partitions": [0]})
+    assert tally.figures() == (5, 4, 1, 1, 1)
+    assert summary_line(tally, "2026-11-30T12:00:05Z", 200).plain == (
+        "12:00:05  ── records 5 · FHIR messages 4 · open deadlines 1 · alerts 1 · dead letters 1")
+
+
+def test_short_types_drop_the_contract_prefix_only():
+    assert short_type("uk.nhs.pod.meeting.held") == "meeting.held"
+    assert short_type("uk.nhs.podlink.sla.at-risk") == "sla.at-risk"
+    assert short_type("unreadable") == "unreadable"
+
+
+def test_the_view_renders_for_its_console_and_sums_up_only_when_something_changed():
+    view = TerminalView(Console(file=io.StringIO(), width=60, color_system=None))
+    line = view(None, "info", dict(RECORD))
+    assert line.startswith("10:00:00  REF-2026-000123 referral.received") and len(line) <= 60
+    summary = view(None, "info", {"event": SUMMARY, "timestamp": "2026-07-01T09:00:05Z"})
+    assert "records 1" in summary
+    with pytest.raises(structlog.DropEvent):
+        view(None, "info", {"event": SUMMARY, "timestamp": "2026-07-01T09:00:10Z"})
+
+
+@pytest.mark.parametrize("event", [RECORD, REJECTED, ALERT])
+def test_each_part_keeps_its_own_style(event):
+    # A line whose base style is the clock's dim, or the referral's bold, greys out everything.
+    text = render_line(event, 200)
+    assert text.style == ""
+    assert not any(span.start == 0 and span.end == len(text.plain) for span in text.spans)
