@@ -118,12 +118,14 @@ def _record(event: Mapping[str, Any]) -> Text:
     if messages:
         results.append(Text("FHIR message" if messages == 1 else f"{messages} FHIR messages", style="green"))
     outcomes = [short_type(t) for t in event.get("outcome_events") or ()]
-    results += [Text(kind, style="magenta") for kind in outcomes]
+    # The deadline before the outcome events: a narrow terminal cuts the end of the line, and
+    # when the deadline falls due matters more than the list of milestones.
     deadline = event.get("deadline")
     if DEADLINE_MET in outcomes:
         results.append(Text("deadline met", style="green"))
     elif deadline and not DEADLINE_ENDED.intersection(outcomes):
         results.append(Text(f"deadline due {local_moment(str(deadline))}", style="yellow"))
+    results += [Text(kind, style="magenta") for kind in outcomes]
     if outcome == "replayed":
         line.append("replayed ", style="dim")
     if not results:

@@ -39,21 +39,27 @@ ALERT = {
 
 def test_a_record_shows_local_time_referral_short_type_and_what_came_out():
     assert render_line(RECORD, 200).plain == (
-        "10:00:00  REF-2026-000123 referral.received  → FHIR message, referral.registered, "
-        "deadline due Thu 02 Jul 00:30")
+        "10:00:00  REF-2026-000123 referral.received  → FHIR message, deadline due Thu 02 Jul 00:30, "
+        "referral.registered")
 
 
 def test_times_follow_the_clock_change():
     # 00:30 UTC on 25 October 2026 is 01:30 BST; 01:30 UTC the same night is 01:30 GMT.
     assert render_line({**RECORD, "timestamp": "2026-10-25T00:30:00Z", "deadline": None}, 200).plain.startswith("01:30:00")
-    assert render_line({**RECORD, "deadline": "2026-10-25T01:30:00Z"}, 200).plain.endswith(
-        "deadline due Sun 25 Oct 01:30")
+    assert "deadline due Sun 25 Oct 01:30," in render_line({**RECORD, "deadline": "2026-10-25T01:30:00Z"}, 200).plain
+
+
+def test_a_narrow_terminal_cuts_the_milestones_before_the_due_time():
+    line = render_line({**RECORD, "outcome_events": ["uk.nhs.podlink.referral.registered",
+                                                     "uk.nhs.podlink.contact.first"]}, 100).plain
+    assert len(line) == 100 and line.endswith("…")
+    assert "deadline due Thu 02 Jul 00:30" in line
 
 
 def test_a_first_meeting_says_the_deadline_is_met_and_a_closure_sets_none():
     met = {**RECORD, "type": "uk.nhs.pod.meeting.held", "fhir_messages": 2,
            "outcome_events": ["uk.nhs.podlink.meeting.first", "uk.nhs.podlink.meeting.held"]}
-    assert render_line(met, 200).plain.endswith("→ 2 FHIR messages, meeting.first, meeting.held, deadline met")
+    assert render_line(met, 200).plain.endswith("→ 2 FHIR messages, deadline met, meeting.first, meeting.held")
     closed = {**RECORD, "type": "uk.nhs.spa.referral.withdrawn", "outcome_events": ["uk.nhs.podlink.referral.closed"]}
     assert render_line(closed, 200).plain.endswith("→ FHIR message, referral.closed")
 
