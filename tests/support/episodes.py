@@ -16,7 +16,7 @@ def feed(records: list[Record] | list[dict[str, Any]], policy: Policy = Policy()
     steps = []
     for record in records:
         raw = record.value if isinstance(record, Record) else record
-        step = apply(episode, parse_event(raw), raw, policy)
+        step = apply(episode, parse_event(raw), policy)
         episode = step.episode
         steps.append(step)
     assert episode is not None

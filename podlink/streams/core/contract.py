@@ -28,7 +28,6 @@ class Rejection:
 @dataclass(frozen=True)
 class Accepted:
     event: Event
-    raw: dict[str, Any]
 
 
 def load_schema() -> dict[str, Any]:
@@ -72,7 +71,7 @@ def read_record(key: bytes | None, value: bytes | None) -> Accepted | Rejection:
         return Rejection(f"contract: {path}: {first['type']}")
     if key is None or key.decode("utf-8", "replace") != event.subject:
         return Rejection("record key is not the event subject (the referral id)")
-    return Accepted(event, raw)
+    return Accepted(event)
 
 
 def contract_problem(raw: dict[str, Any]) -> str | None:

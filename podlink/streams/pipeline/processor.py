@@ -32,7 +32,7 @@ class Result:
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,
             position: Position | None = None) -> Result:
-    step = apply(episode, accepted.event, accepted.raw, policy, position)
+    step = apply(episode, accepted.event, policy, position)
     if step.verdict == "replayed":
         # Same outputs, same ids, from the state the replayed record led to.
         transition = step.transitions[0]

@@ -1,4 +1,9 @@
+import json
+from pathlib import Path
+
 from podlink.services.samples import pathway
+from podlink.streams.core.episode import Episode
+from podlink.streams.core.events import MeetingHeld, MeetingScheduled
 from podlink.streams.core.episode import Policy
 from tests.support.contract_examples import example
 from tests.support.episodes import T0, feed, records
@@ -90,7 +95,7 @@ def _feed_at(records, offsets, episode=None):
     from podlink.streams.core.events import parse_event
     steps = []
     for record, offset in zip(records, offsets):
-        step = apply(episode, parse_event(record.value), record.value, Policy(),
+        step = apply(episode, parse_event(record.value), Policy(),
                      Position(record.topic, 0, offset))
         episode = step.episode
         steps.append(step)
@@ -121,3 +126,25 @@ def test_rewinding_a_meeting_forgets_it_and_every_later_meeting():
     first_held = next(r for r in rec if r.value["type"] == "uk.nhs.pod.meeting.held")
     before = rewind(episode, parse_event(first_held.value).data)
     assert before.first_meeting is None and episode.first_meeting.meeting_id == "MTG-1"
+
+
+STORED_BEFORE_TYPED_PENDING = Path(__file__).with_name("episode_stored_before_typed_pending.json")
+
+
+def test_an_episode_stored_with_pending_events_as_json_text_loads_and_releases_them():
+    # Written by the version that kept waiting events as CloudEvent JSON strings.
+    episode = Episode.model_validate_json(STORED_BEFORE_TYPED_PENDING.read_text())
+    assert [type(e.data) for e in episode.pending] == [MeetingScheduled, MeetingHeld]
+    referral = records("care-first", referral_id="REF-STORED-V1")[2]
+    episode, steps = feed([referral], episode=episode)
+    assert [t.event.type for t in steps[0].transitions] == [
+        "uk.nhs.spa.referral.received", "uk.nhs.pod.meeting.scheduled", "uk.nhs.pod.meeting.held"]
+    assert episode.pending == () and episode.first_meeting.meeting_id == "MTG-1"
+
+
+def test_waiting_events_are_stored_as_typed_events_not_json_text():
+    episode, _ = feed(records("care-first")[:2])
+    stored = json.loads(episode.model_dump_json())["pending"]
+    assert [e["type"] for e in stored] == ["uk.nhs.pod.meeting.scheduled", "uk.nhs.pod.meeting.held"]
+    assert stored[1]["data"]["meetingId"] == "MTG-1"
+    assert Episode.model_validate_json(episode.model_dump_json()).pending == episode.pending

@@ -69,12 +69,12 @@ def test_a_replayed_record_yields_the_same_outcome_events_again():
     rec = records("on-time")
     episode, first = None, []
     for offset, r in enumerate(rec):
-        step = apply(episode, parse_event(r.value), r.value, Policy(), Position(r.topic, 0, offset))
+        step = apply(episode, parse_event(r.value), Policy(), Position(r.topic, 0, offset))
         episode = step.episode
         first += [outcome_events(t, first_meeting_deadline(t.after, Policy())) for t in step.transitions]
     again = []
     for offset, r in enumerate(rec):
-        step = apply(episode, parse_event(r.value), r.value, Policy(), Position(r.topic, 0, offset))
+        step = apply(episode, parse_event(r.value), Policy(), Position(r.topic, 0, offset))
         assert step.verdict == "replayed"
         again += [outcome_events(t, first_meeting_deadline(t.after, Policy())) for t in step.transitions]
     assert [[e["id"] for e in es] for es in again] == [[e["id"] for e in es] for es in first]
