@@ -122,6 +122,11 @@ class Episode(_State):
         return held[0] if held else None
 
     @property
+    def closure(self) -> ReferralRejected | ReferralWithdrawn | None:
+        """How the referral was closed before care began, if it was (a rejection first)."""
+        return self.rejection or self.withdrawal
+
+    @property
     def is_closed(self) -> bool:
         return self.status in CLOSED
 

@@ -5,7 +5,7 @@ rest of the code typed, timezone-aware access to an event that has already passe
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, create_model
@@ -102,11 +102,19 @@ class ReferralRejected(_Model):
     reason: str
     redirectedTo: str | None = None
 
+    @property
+    def closed_at(self) -> datetime:
+        return self.rejectedAt
+
 
 class ReferralWithdrawn(_Model):
     referralId: str
     withdrawnAt: AwareDatetime
     reason: str | None = None
+
+    @property
+    def closed_at(self) -> datetime:
+        return self.withdrawnAt
 
 
 class ContactMade(_Model):
