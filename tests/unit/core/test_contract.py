@@ -97,6 +97,24 @@ def test_nhs_number_check_digit(number, valid):
     assert nhs_number_is_valid(number) is valid
 
 
+def test_a_check_value_of_eleven_is_check_digit_zero():
+    # 9990000050: 9x10 + 9x9 + 9x8 + 0x7 + 0x6 + 0x5 + 0x4 + 0x3 + 5x2 = 253 = 11 x 23,
+    # remainder 0, check value 11 - 0 = 11, which the Data Dictionary writes as 0.
+    assert nhs_number_is_valid("9990000050") is True
+    assert not any(nhs_number_is_valid(f"999000005{d}") for d in "123456789")
+
+
+def test_a_check_value_of_ten_makes_the_number_invalid_whatever_its_last_digit():
+    # 999000000: 90 + 81 + 72 = 243 = 11 x 22 + 1, remainder 1, check value 11 - 1 = 10.
+    assert not any(nhs_number_is_valid(f"999000000{d}") for d in "0123456789")
+
+
+def test_a_referral_whose_nhs_number_ends_in_zero_is_accepted():
+    raw = load(CONTRACTS / "examples" / "referral-received.json")
+    raw["data"]["patient"]["nhsNumber"] = "9990000050"
+    assert isinstance(_read(raw), Accepted)
+
+
 # --- poison records: bounded reading, and no input that makes the reader raise ------------
 
 
