@@ -18,37 +18,23 @@ from typing import Any
 import pytest
 
 from podlink.streams.core.alerts import alert_event
-from podlink.streams.core.contract import Accepted, read_record
 from podlink.streams.core.deadlines import first_meeting_deadline
 from podlink.streams.core.encoding import json_bytes
-from podlink.streams.core.episode import Episode, Policy
-from podlink.streams.pipeline.processor import Result, process
-from tests.support.episodes import T0, feed, hours, records
+from podlink.streams.core.episode import Policy
+from podlink.streams.pipeline.processor import Result
+from tests.support.episodes import T0, feed, hours, records, run
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 REFERRAL = "REF-GOLDEN-1"
 
 
-def _processed(scenario: str) -> list[Result]:
-    """Every record of a sample pathway through the pipeline, as the worker reads it."""
-    episode: Episode | None = None
-    results = []
-    for record in records(scenario, T0, REFERRAL):
-        read = read_record(record.key.encode(), json_bytes(record.value))
-        assert isinstance(read, Accepted)
-        result = process(episode, read, Policy())
-        episode = result.episode
-        results.append(result)
-    return results
-
-
 def _on_time(event_type: str) -> Result:
-    return next(r for r in _processed("on-time") if r.fhir_messages
+    return next(r for r in run(records("on-time", T0, REFERRAL)) if r.fhir_messages
                 and r.fhir_messages[0]["entry"][0]["resource"]["eventCoding"]["code"] == event_type)
 
 
 def _outcome(kind: str) -> dict[str, Any]:
-    return next(o for r in _processed("on-time") for o in r.outcomes if o["type"] == f"uk.nhs.podlink.{kind}")
+    return next(o for r in run(records("on-time", T0, REFERRAL)) for o in r.outcomes if o["type"] == f"uk.nhs.podlink.{kind}")
 
 
 def _alert(kind: str, at: float) -> dict[str, Any]:
