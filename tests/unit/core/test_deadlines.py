@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -91,3 +91,30 @@ def test_an_alert_is_a_cloudevent_with_a_deterministic_id():
     assert first["specversion"] == "1.0" and first["data"]["policy"] == "first-meeting"
     assert first["data"]["referralId"] == "REF-T-1"
     assert first["data"]["minutesPastDeadline"] == 60
+
+
+def test_met_within_counts_a_meeting_exactly_at_the_due_time_and_not_a_second_later():
+    d = _deadline()
+    assert d.met_within is None
+    assert d.model_copy(update={"met_at": d.due_at}).met_within is True
+    assert d.model_copy(update={"met_at": d.due_at + hours(1 / 3600)}).met_within is False
+
+
+def test_across_the_autumn_clock_change_the_deadline_is_24_elapsed_hours():
+    # Received 12:00 BST (11:00 UTC) on Saturday 24 October 2026; the clocks go back at
+    # 01:00 UTC on the 25th. 24 elapsed hours later is 11:00 UTC, which is 11:00 GMT: 23 hours
+    # on the wall clock, not the 12:00 a local-time sum would give.
+    referral = example("referral-received")
+    referral["time"] = referral["data"]["receivedAt"] = "2026-10-24T12:00:00+01:00"
+    episode, _ = feed([referral])
+    d = first_meeting_deadline(episode, Policy())
+    assert d.starts_at == datetime(2026, 10, 24, 11, 0, tzinfo=timezone.utc)
+    assert d.due_at == datetime(2026, 10, 25, 11, 0, tzinfo=timezone.utc)
+    assert d.at_risk_from == datetime(2026, 10, 25, 5, 0, tzinfo=timezone.utc)
+    assert d.due_at.utcoffset() == timedelta(0)  # kept in UTC, as stored and compared
+    breached = alert_event(d, "breached", d.due_at)["data"]
+    assert breached["deadline"] == "2026-10-25T11:00:00Z"
+    assert breached["deadlineLocal"] == "2026-10-25T11:00:00+00:00"  # GMT
+    assert breached["deadlineStart"] == "2026-10-24T11:00:00Z"
+    at_risk = alert_event(d, "at-risk", d.at_risk_from)["data"]
+    assert at_risk["deadlineLocal"] == "2026-10-25T11:00:00+00:00" and at_risk["minutesPastDeadline"] == -360

@@ -148,3 +148,31 @@ def test_waiting_events_are_stored_as_typed_events_not_json_text():
     assert [e["type"] for e in stored] == ["uk.nhs.pod.meeting.scheduled", "uk.nhs.pod.meeting.held"]
     assert stored[1]["data"]["meetingId"] == "MTG-1"
     assert Episode.model_validate_json(episode.model_dump_json()).pending == episode.pending
+
+
+def _at(name: str, event_id: str, **data):
+    raw = example(name)
+    raw["id"] = event_id
+    raw["data"] |= data
+    return raw
+
+
+def test_contact_risk_and_cpa_review_out_of_order_end_as_if_in_order():
+    # Earlier and later of each; the episode keeps the earliest contact, the latest risk
+    # assessment and the latest CPA review whichever arrives first.
+    earlier = [_at("contact-made", "c-1", contactAt="2026-03-29T01:10:00Z"),
+               _at("risk-assessed", "r-1", assessedAt="2026-03-29T16:20:00Z", level="low"),
+               _at("cpa-review-held", "p-1", heldAt="2026-06-24T23:40:00Z")]
+    later = [_at("contact-made", "c-2", contactAt="2026-03-29T05:00:00Z", method="video"),
+             _at("risk-assessed", "r-2", assessedAt="2026-03-30T09:00:00Z", level="high"),
+             _at("cpa-review-held", "p-2", heldAt="2026-09-24T23:40:00Z")]
+    ref = example("referral-received")
+    in_order, _ = feed([ref, *earlier, *later])
+    reversed_, _ = feed([ref, *later, *earlier])
+    for episode in (in_order, reversed_):
+        assert episode.first_contact.method == "phone"
+        assert episode.first_contact.contactAt.isoformat() == "2026-03-29T01:10:00+00:00"
+        assert episode.risk.level == "high"
+        assert episode.last_cpa_review.heldAt.isoformat() == "2026-09-24T23:40:00+00:00"
+    assert (in_order.first_contact, in_order.risk, in_order.last_cpa_review) == (
+        reversed_.first_contact, reversed_.risk, reversed_.last_cpa_review)
