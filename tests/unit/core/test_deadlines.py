@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from podlink.streams.core.alerts import alert_event
-from podlink.streams.core.deadlines import due_alerts, first_meeting_deadline
+from podlink.streams.core.deadlines import alert_due_at, due_alerts, first_meeting_deadline
 from podlink.streams.core.episode import Policy
 from tests.support.contract_examples import example
 from tests.support.episodes import T0, feed, hours, records
@@ -56,12 +56,21 @@ def test_a_closed_referral_cancels_the_deadline(scenario):
     (hours(17), set(), []),
     (hours(18), set(), ["at-risk"]),
     (hours(20), {"at-risk"}, []),
+    (hours(20), {"breached"}, []),            # no at-risk page after a breach page
     (hours(24), {"at-risk"}, ["breached"]),
     (hours(30), set(), ["breached"]),          # backdated: straight to breach, no at-risk
     (hours(31), {"breached"}, []),
 ])
 def test_alerts_for_an_open_deadline(now, raised, expected):
     assert due_alerts(_deadline(), frozenset(raised), T0 + now) == expected
+
+
+def test_each_alert_is_due_from_its_own_moment():
+    d = _deadline("met-late")
+    assert alert_due_at(d, "at-risk") == T0 + hours(18)
+    assert alert_due_at(d, "breached") == T0 + hours(24)
+    assert alert_due_at(d, "resolved") == T0 + hours(27)  # the late meeting
+    assert alert_due_at(_deadline("withdrawn"), "resolved") == T0 + hours(2)  # the withdrawal
 
 
 def test_a_late_meeting_resolves_a_breach_that_was_raised():

@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from podlink.services.samples import pathway
 from podlink.streams.core.episode import Episode
 from podlink.streams.core.events import MeetingHeld, MeetingScheduled
@@ -176,3 +178,55 @@ def test_contact_risk_and_cpa_review_out_of_order_end_as_if_in_order():
         assert episode.last_cpa_review.heldAt.isoformat() == "2026-09-24T23:40:00+00:00"
     assert (in_order.first_contact, in_order.risk, in_order.last_cpa_review) == (
         reversed_.first_contact, reversed_.risk, reversed_.last_cpa_review)
+
+
+@pytest.mark.parametrize("scenario", ["rejected", "withdrawn"])
+def test_a_closing_event_gives_the_episode_its_status(scenario):
+    episode, _ = feed(records(scenario))
+    assert episode.status == scenario
+
+
+def test_a_referral_sent_again_with_a_new_event_id_keeps_the_episode_status():
+    rec = records("on-time")
+    again = {**rec[0].value, "id": "resent-referral"}
+    episode, steps = feed(rec[:2] + [again])
+    assert steps[-1].verdict == "applied" and episode.status == "accepted"
+
+
+def test_an_out_of_scope_episode_drops_its_waiting_events_and_reads_each_event_once():
+    policy = Policy(teams=frozenset({"POD-ELSEWHERE"}))
+    care_first = records("care-first")
+    episode, steps = feed(care_first[:3], policy)
+    assert [s.verdict for s in steps] == ["pending", "pending", "out-of-scope"]
+    assert episode.pending == ()
+    _, steps = feed([care_first[2], care_first[3], care_first[3]], policy, episode)
+    assert [s.verdict for s in steps] == ["duplicate", "out-of-scope", "duplicate"]
+
+
+def test_an_event_applied_before_and_read_on_a_partition_never_read_is_a_duplicate():
+    from podlink.streams.core.episode import Position, apply
+    from podlink.streams.core.events import parse_event
+    referral = parse_event(records("on-time")[0].value)
+    episode = apply(None, referral, Policy(), Position("spa", 0, 5)).episode
+    assert apply(episode, referral, Policy(), Position("spa", 1, 0)).verdict == "duplicate"
+    assert apply(episode, referral, Policy(), Position("spa", 0, 5)).verdict == "replayed"
+
+
+def test_ties_keep_the_first_contact_read_and_the_last_risk_and_review_read():
+    ref = example("referral-received")
+    contacts = [_at("contact-made", "c-1", method="phone"), _at("contact-made", "c-2", method="video")]
+    risks = [_at("risk-assessed", "r-1", level="low"), _at("risk-assessed", "r-2", level="high")]
+    reviews = [_at("cpa-review-held", "p-1", nextReviewDue=None),
+               _at("cpa-review-held", "p-2", nextReviewDue="2027-01-01T00:00:00Z")]
+    episode, _ = feed([ref, *contacts, *risks, *reviews])
+    assert episode.first_contact.method == "phone" and episode.risk.level == "high"
+    assert episode.last_cpa_review.nextReviewDue is not None
+
+
+def test_each_admission_end_closes_the_latest_admission_still_open():
+    ref = example("referral-received")
+    started = [_at("admission-started", f"a-{d}", admittedAt=f"2026-04-{d}T10:00:00Z") for d in (10, 12, 14)]
+    ended = [_at("admission-ended", f"e-{d}", endedAt=f"2026-04-{d}T10:00:00Z") for d in (15, 16)]
+    episode, _ = feed([ref, *started, *ended])
+    assert [(a.admitted_at.day, a.ended_at.day if a.ended_at else None) for a in episode.admissions] == [
+        (10, None), (12, 16), (14, 15)]

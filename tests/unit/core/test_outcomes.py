@@ -78,3 +78,18 @@ def test_a_replayed_record_yields_the_same_outcome_events_again():
         assert step.verdict == "replayed"
         again += [outcome_events(t, first_meeting_deadline(t.after, Policy())) for t in step.transitions]
     assert [[e["id"] for e in es] for es in again] == [[e["id"] for e in es] for es in first]
+
+
+def test_bed_days_count_nights_and_an_admission_open_at_discharge_counts_to_discharge():
+    from tests.support.contract_examples import example
+
+    second = example("admission-started")
+    second["id"] = "second-admission"
+    second["data"]["admittedAt"] = "2026-09-30T22:00:00Z"
+    names = ["referral-received", "admission-started", "admission-ended"]
+    episode, steps = feed([example(n) for n in names] + [second, example("episode-discharged")])
+    [discharged] = outcome_events(steps[-1].transitions[0], None)
+    # 17 April 23:40 to 20 April: nights of the 17th, 18th and 19th (3); 30 September, still
+    # admitted at discharge on 4 October: nights of 30 Sept, 1, 2 and 3 October (4).
+    assert discharged["data"]["bedDays"] == 3 + 4
+    assert discharged["data"]["meetingsHeld"] == 0

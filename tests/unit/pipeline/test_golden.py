@@ -22,6 +22,7 @@ from podlink.streams.core.deadlines import first_meeting_deadline
 from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Policy
 from podlink.streams.pipeline.processor import Result
+from tests.support.contract_examples import load, valid_files
 from tests.support.episodes import T0, feed, hours, records, run
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
@@ -37,11 +38,21 @@ def _outcome(kind: str) -> dict[str, Any]:
     return next(o for r in run(records("on-time", T0, REFERRAL)) for o in r.outcomes if o["type"] == f"uk.nhs.podlink.{kind}")
 
 
-def _alert(kind: str, at: float) -> dict[str, Any]:
-    episode, _ = feed(records("breached", T0, REFERRAL))
+def _alert(kind: str, at: float, scenario: str = "breached") -> dict[str, Any]:
+    episode, _ = feed(records(scenario, T0, REFERRAL))
     deadline = first_meeting_deadline(episode, Policy())
     assert deadline is not None
     return alert_event(deadline, kind, T0 + hours(at))  # type: ignore[arg-type]
+
+
+def _outcomes(results: list[Result]) -> list[dict[str, Any]]:
+    return [o for r in results for o in r.outcomes]
+
+
+def _examples_journey() -> list[Result]:
+    """The contract examples' main referral through the pipeline, in time order."""
+    main = [load(p) for p in valid_files()]
+    return run(sorted((r for r in main if r["subject"] == "REF-2026-000123"), key=lambda r: r["time"]))
 
 
 CASES = {
@@ -51,6 +62,13 @@ CASES = {
     "outcome-meeting-first": lambda: _outcome("meeting.first"),
     "alert-at-risk": lambda: _alert("at-risk", 19),
     "alert-breached": lambda: _alert("breached", 25),
+    "alert-resolved-by-meeting": lambda: _alert("resolved", 40, "met-late"),
+    "alert-resolved-by-closing": lambda: _alert("resolved", 40, "withdrawn"),
+    "outcomes-examples-journey": lambda: _outcomes(_examples_journey()),
+    "bundles-examples-journey": lambda: [m for r in _examples_journey() for m in r.fhir_messages],
+    "outcomes-referral-closed": lambda: [
+        _outcomes(run(records(s, T0, REFERRAL)))[-1] for s in ("rejected", "withdrawn")],
+    "outcomes-on-time-pathway": lambda: _outcomes(run(records("on-time", T0, REFERRAL))),
 }
 
 

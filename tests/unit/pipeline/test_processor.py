@@ -1,8 +1,11 @@
 """What one event does, through the pipeline as the worker calls it: a test per verdict."""
 from __future__ import annotations
 
+import pytest
+
 from podlink.streams.core.episode import Policy
 from podlink.streams.pipeline.processor import Result
+from tests.support.contract_examples import load, valid_files
 from tests.support.episodes import T0, hours, meeting_held_at, of_type, records, run
 
 REFERRAL_POLICY = Policy()
@@ -113,3 +116,22 @@ def test_only_the_first_meeting_gives_a_first_meeting_event():
     assert len(held) == 3
     assert [_types(r) for r in results if r.outcomes and "meeting.held" in _types(r)] == [
         ["meeting.first", "meeting.held"], ["meeting.held"], ["meeting.held"]]
+
+
+@pytest.mark.parametrize("scenario, outcome", [("rejected", "referral.closed"), ("withdrawn", "referral.closed")])
+def test_replaying_a_closing_gives_its_outcome_again(scenario, outcome):
+    rec = records(scenario)
+    first = run(rec, offsets=range(len(rec)))
+    [again] = run(rec[-1:], episode=first[-1].episode, offsets=[len(rec) - 1])
+    assert again.verdict == "replayed" and _types(again) == [outcome]
+    assert again.outcomes == first[-1].outcomes and again.fhir_messages == first[-1].fhir_messages
+
+
+def test_replaying_a_discharge_gives_its_outcome_again():
+    main = sorted((load(p) for p in valid_files()), key=lambda r: r["time"])
+    main = [r for r in main if r["subject"] == "REF-2026-000123"]
+    assert main[-1]["type"] == "uk.nhs.pod.episode.discharged"
+    first = run(main, offsets=range(len(main)))
+    [again] = run(main[-1:], episode=first[-1].episode, offsets=[len(main) - 1])
+    assert again.verdict == "replayed" and _types(again) == ["episode.discharged"]
+    assert again.outcomes == first[-1].outcomes
