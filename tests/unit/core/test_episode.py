@@ -230,3 +230,16 @@ def test_each_admission_end_closes_the_latest_admission_still_open():
     episode, _ = feed([ref, *started, *ended])
     assert [(a.admitted_at.day, a.ended_at.day if a.ended_at else None) for a in episode.admissions] == [
         (10, None), (12, 16), (14, 15)]
+
+
+def test_the_episode_keeps_what_each_care_event_says():
+    scheduled = example("meeting-scheduled")
+    held = _at("meeting-held", "held-elsewhere", location="clinic")
+    names = ["referral-received", "meeting-cancelled", "cpa-coordinator-assigned", "measure-recorded"]
+    episode, _ = feed([scheduled, held] + [example(n) for n in names])
+    meeting = episode.meetings["MTG-1"]
+    assert meeting.invited_person_ids == ("NET-1", "NET-2")
+    assert meeting.location == "clinic" and meeting.adherence_score == 3.65  # held where it was held
+    assert episode.meetings["MTG-3"].cancelled_at.isoformat() == "2026-03-30T23:40:00+00:00"
+    assert episode.coordinator_assigned_at.isoformat() == "2026-03-29T23:40:00+00:00"
+    assert episode.measures[0].respondent == "service_user"
