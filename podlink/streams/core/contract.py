@@ -105,8 +105,14 @@ def _path(parts: Any) -> str:
     ) or "(event)"
 
 
+def schema_keyword(error: Any) -> str:
+    """The JSON Schema keyword a jsonschema-rs error broke (`enum`, `required` ...)."""
+    path = list(error.schema_path)
+    return str(path[-1]) if path else "schema"
+
+
 def _rule(error: Any) -> str:
-    keyword = str(list(error.schema_path)[-1]) if list(error.schema_path) else "schema"
+    keyword = schema_keyword(error)
     kind = error.kind
     if keyword == "required" and _SAFE_NAME.match(getattr(kind, "property", "") or ""):
         return f"required property {kind.property!s} is missing"
