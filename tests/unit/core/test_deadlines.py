@@ -52,6 +52,11 @@ def test_a_closed_referral_cancels_the_deadline(scenario):
     assert d.closed_at is not None and not d.is_open
 
 
+def test_met_and_closed_moments_are_kept_in_utc(host_in_new_york):
+    assert _deadline("on-time").model_dump(mode="json")["met_at"] == "2026-06-02T00:00:00Z"
+    assert _deadline("withdrawn").model_dump(mode="json")["closed_at"] == "2026-06-01T11:00:00Z"
+
+
 @pytest.mark.parametrize("now, raised, expected", [
     (hours(17), set(), []),
     (hours(18), set(), ["at-risk"]),
@@ -109,7 +114,7 @@ def test_met_within_counts_a_meeting_exactly_at_the_due_time_and_not_a_second_la
     assert d.model_copy(update={"met_at": d.due_at + hours(1 / 3600)}).met_within is False
 
 
-def test_across_the_autumn_clock_change_the_deadline_is_24_elapsed_hours():
+def test_across_the_autumn_clock_change_the_deadline_is_24_elapsed_hours(host_in_new_york):
     # Received 12:00 BST (11:00 UTC) on Saturday 24 October 2026; the clocks go back at
     # 01:00 UTC on the 25th. 24 elapsed hours later is 11:00 UTC, which is 11:00 GMT: 23 hours
     # on the wall clock, not the 12:00 a local-time sum would give.
@@ -120,7 +125,8 @@ def test_across_the_autumn_clock_change_the_deadline_is_24_elapsed_hours():
     assert d.starts_at == datetime(2026, 10, 24, 11, 0, tzinfo=timezone.utc)
     assert d.due_at == datetime(2026, 10, 25, 11, 0, tzinfo=timezone.utc)
     assert d.at_risk_from == datetime(2026, 10, 25, 5, 0, tzinfo=timezone.utc)
-    assert d.due_at.utcoffset() == timedelta(0)  # kept in UTC, as stored and compared
+    stored = d.model_dump(mode="json")  # as the worker stores it: in UTC, whatever the host's zone
+    assert (stored["starts_at"], stored["due_at"]) == ("2026-10-24T11:00:00Z", "2026-10-25T11:00:00Z")
     breached = alert_event(d, "breached", d.due_at)["data"]
     assert breached["deadline"] == "2026-10-25T11:00:00Z"
     assert breached["deadlineLocal"] == "2026-10-25T11:00:00+00:00"  # GMT

@@ -93,3 +93,13 @@ def test_bed_days_count_nights_and_an_admission_open_at_discharge_counts_to_disc
     # admitted at discharge on 4 October: nights of 30 Sept, 1, 2 and 3 October (4).
     assert discharged["data"]["bedDays"] == 3 + 4
     assert discharged["data"]["meetingsHeld"] == 0
+
+
+def test_attendance_counts_zero_for_a_kind_nobody_came_as():
+    from tests.support.contract_examples import example
+
+    held = example("meeting-held")
+    held["data"]["attendees"] = [{"kind": "staff", "staffId": "STF-0042", "role": "peer_support_worker"}]
+    _, steps = feed([example("referral-received"), held])
+    meeting = next(e for e in outcome_events(steps[-1].transitions[0], None) if e["type"].endswith("meeting.held"))
+    assert meeting["data"]["attendance"] == {"service_user": 0, "network_member": 0, "staff": 1}
