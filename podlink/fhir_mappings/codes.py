@@ -13,6 +13,8 @@ from typing import Any
 
 import jsonschema_rs
 
+from podlink.streams.core.contract import schema_keyword
+
 
 @functools.cache
 def _definitions() -> dict[str, Any]:
@@ -35,6 +37,6 @@ def code_problems(resource: dict[str, Any]) -> list[str]:
         return ["resourceType: not a FHIR R4 resource type"]
     return [
         f"{resource['resourceType']}.{'.'.join(str(p) for p in error.instance_path)}: "
-        f"breaks the '{list(error.schema_path)[-1] if list(error.schema_path) else 'schema'}' rule"
+        f"breaks the '{schema_keyword(error)}' rule"
         for error in _validator(resource["resourceType"]).iter_errors(resource)
     ]

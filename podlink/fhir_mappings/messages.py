@@ -18,7 +18,6 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.relatedperson import RelatedPerson
-from fhir.resources.R4B.resource import Resource
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
@@ -166,10 +165,9 @@ def _validated(bundle: Json) -> Json:
     raise MappingError(f"not a valid FHIR R4 message: {problems}")
 
 
-def _validate(resource: Json) -> Resource:
-    """The resource's fhir.resources model; raises if it or one of its codes is not valid R4."""
-    model = _MODELS[resource["resourceType"]].model_validate(resource)
+def _validate(resource: Json) -> None:
+    """Raises if the resource or one of its codes is not valid R4."""
+    _MODELS[resource["resourceType"]].model_validate(resource)
     problems = code_problems(resource)
     if problems:
         raise MappingError(f"not a valid FHIR R4 message: {'; '.join(problems)}")
-    return model

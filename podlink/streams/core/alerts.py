@@ -10,7 +10,7 @@ from typing import Any
 
 from podlink.streams.core.deadlines import AlertKind, Deadline, london
 from podlink.streams.core.encoding import utc_text
-from podlink.streams.core.outcomes import cloud_event
+from podlink.streams.core.outcomes import cloud_event, minutes_between
 
 ALERT_TYPES: dict[str, str] = {
     "at-risk": "sla.at-risk",
@@ -27,9 +27,9 @@ def alert_event(deadline: Deadline, kind: AlertKind, now: datetime) -> dict[str,
         "deadlineLocal": london(deadline.due_at),
         "deadlineStart": utc_text(deadline.starts_at),
         "raisedAt": utc_text(now),
-        "minutesPastDeadline": round((now - deadline.due_at).total_seconds() / 60),
+        "minutesPastDeadline": minutes_between(deadline.due_at, now),
     }
     if kind == "resolved":
         data["resolvedBy"] = "meeting-held" if deadline.met_at is not None else "referral-closed"
-        data["resolvedAt"] = utc_text(deadline.met_at or deadline.closed_at or now)
+        data["resolvedAt"] = utc_text(deadline.ended_at or now)
     return cloud_event(ALERT_TYPES[kind], deadline.referral_id, now, data, deadline.policy)

@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema_rs
 from pydantic import ValidationError
 
+from podlink.streams.core.bounded_json import Unreadable, load_bounded
 from podlink.streams.core.events import Event, parse_event
 
 SCHEMA_FILE = "pod-events.v1.schema.json"
@@ -28,7 +29,6 @@ class Rejection:
 @dataclass(frozen=True)
 class Accepted:
     event: Event
-    raw: dict[str, Any]
 
 
 def load_schema() -> dict[str, Any]:
@@ -50,15 +50,24 @@ def nhs_number_is_valid(number: str) -> bool:
 
 
 def read_record(key: bytes | None, value: bytes | None) -> Accepted | Rejection:
-    """Validate one Kafka record (key = referral id, value = CloudEvent JSON)."""
+    """Validate one Kafka record (key = referral id, value = CloudEvent JSON).
+
+    Never raises: whatever a producer sends becomes an event or a rejection, so a poison
+    record ends on the dead-letter topic and its neighbours are read as usual.
+    """
+    try:
+        return _read(key, value)
+    except Exception as exc:  # noqa: BLE001 - a bug here must cost one record, not the reader
+        return Rejection(f"value could not be read ({type(exc).__name__})")
+
+
+def _read(key: bytes | None, value: bytes | None) -> Accepted | Rejection:
     if value is None:
         return Rejection("record has no value")
     try:
-        raw = json.loads(value)
-    except UnicodeDecodeError:
-        return Rejection("value is not UTF-8")
-    except json.JSONDecodeError as exc:
-        return Rejection(f"value is not JSON (line {exc.lineno}, column {exc.colno})")
+        raw = load_bounded(value)
+    except Unreadable as unreadable:
+        return Rejection(unreadable.reason)
     if not isinstance(raw, dict):
         return Rejection("value is not a JSON object")
     problem = contract_problem(raw)
@@ -67,12 +76,11 @@ def read_record(key: bytes | None, value: bytes | None) -> Accepted | Rejection:
     try:
         event = parse_event(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(p) for p in first["loc"])
-        return Rejection(f"contract: {path}: {first['type']}")
+        # The first part of the location is the union's tag, the event type.
+        return Rejection(f"contract: {_path(exc.errors()[0]['loc'][1:])}: {exc.errors()[0]['type']}")
     if key is None or key.decode("utf-8", "replace") != event.subject:
         return Rejection("record key is not the event subject (the referral id)")
-    return Accepted(event, raw)
+    return Accepted(event)
 
 
 def contract_problem(raw: dict[str, Any]) -> str | None:
@@ -91,11 +99,20 @@ def contract_problem(raw: dict[str, Any]) -> str | None:
 
 
 def _path(parts: Any) -> str:
-    return ".".join(str(p) for p in parts) or "(event)"
+    # Property names the contract does not know are the producer's text: not echoed.
+    return ".".join(
+        str(p) if isinstance(p, int) or _SAFE_NAME.match(str(p)) else "?" for p in parts
+    ) or "(event)"
+
+
+def schema_keyword(error: Any) -> str:
+    """The JSON Schema keyword a jsonschema-rs error broke (`enum`, `required` ...)."""
+    path = list(error.schema_path)
+    return str(path[-1]) if path else "schema"
 
 
 def _rule(error: Any) -> str:
-    keyword = str(list(error.schema_path)[-1]) if list(error.schema_path) else "schema"
+    keyword = schema_keyword(error)
     kind = error.kind
     if keyword == "required" and _SAFE_NAME.match(getattr(kind, "property", "") or ""):
         return f"required property {kind.property!s} is missing"
@@ -103,6 +120,3 @@ def _rule(error: Any) -> str:
         names = [n for n in getattr(kind, "unexpected", []) if _SAFE_NAME.match(str(n))]
         return f"property not in the contract ({', '.join(names) or 'unnamed'})"
     return f"breaks the '{keyword}' rule"
-
-
-

@@ -31,8 +31,13 @@ class Deadline(BaseModel):
     closed_at: datetime | None = None
 
     @property
+    def ended_at(self) -> datetime | None:
+        """When the clock stopped: the first meeting, or else the referral's closing."""
+        return self.met_at or self.closed_at
+
+    @property
     def is_open(self) -> bool:
-        return self.met_at is None and self.closed_at is None
+        return self.ended_at is None
 
     @property
     def met_within(self) -> bool | None:
@@ -79,7 +84,7 @@ def alert_due_at(deadline: Deadline, kind: AlertKind) -> datetime:
         return deadline.at_risk_from
     if kind == "breached":
         return deadline.due_at
-    return deadline.met_at or deadline.closed_at or deadline.due_at
+    return deadline.ended_at or deadline.due_at
 
 
 def london(moment: datetime) -> str:
@@ -93,10 +98,8 @@ def _deadline_start(episode: Episode, policy: Policy) -> datetime | None:
 
 
 def _closed_at(episode: Episode) -> datetime | None:
-    if episode.rejection is not None:
-        return episode.rejection.rejectedAt.astimezone(timezone.utc)
-    if episode.withdrawal is not None:
-        return episode.withdrawal.withdrawnAt.astimezone(timezone.utc)
+    if episode.closure is not None:
+        return episode.closure.closed_at.astimezone(timezone.utc)
     if episode.discharge is not None:
         return episode.discharge.dischargedAt.astimezone(timezone.utc)
     return None

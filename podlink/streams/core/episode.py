@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from podlink.streams.core.events import (
     AdmissionEnded,
@@ -33,7 +33,7 @@ from podlink.streams.core.events import (
     ReferralWithdrawn,
     RiskAssessed,
     Staff,
-    parse_event,
+    TypedEvent,
 )
 
 Status = Literal[
@@ -93,11 +93,19 @@ class Episode(_State):
     admissions: tuple[Admission, ...] = ()
     discharge: EpisodeDischarged | None = None
     applied: tuple[str, ...] = ()
-    # Care events read before their referral, as the original JSON, oldest first.
-    pending: tuple[str, ...] = ()
+    # Care events read before their referral, in the order they were read.
+    pending: tuple[TypedEvent, ...] = ()
     # Highest input offset applied, by "topic/partition": a record at or below it is a replay
     # (a worker restarting from its last commit), not a new delivery from the source.
     positions: dict[str, int] = {}
+
+    @field_validator("pending", mode="before")
+    @classmethod
+    def _pending_stored_as_json(cls, pending: Any) -> Any:
+        # Episodes stored before events were typed hold each waiting event as its CloudEvent JSON.
+        if isinstance(pending, (list, tuple)):
+            return [json.loads(p) if isinstance(p, str) else p for p in pending]
+        return pending
 
     @property
     def team_code(self) -> str | None:
@@ -112,6 +120,11 @@ class Episode(_State):
     def first_meeting(self) -> Meeting | None:
         held = self.held_meetings
         return held[0] if held else None
+
+    @property
+    def closure(self) -> ReferralRejected | ReferralWithdrawn | None:
+        """How the referral was closed before care began, if it was (a rejection first)."""
+        return self.rejection or self.withdrawal
 
     @property
     def is_closed(self) -> bool:
@@ -160,9 +173,9 @@ class Step:
     transitions: tuple[Transition, ...] = ()
 
 
-def apply(episode: Episode | None, event: Event, raw: dict[str, Any], policy: Policy,
+def apply(episode: Episode | None, event: Event, policy: Policy,
           position: Position | None = None) -> Step:
-    """Apply one validated event (`raw` is its JSON, kept if the event must wait).
+    """Apply one validated event; a care event before its referral waits in the episode.
 
     An event applied before is applied once. If the record is one this episode has already
     read (a replay after a crash), the step carries the transition again so its outputs can
@@ -174,7 +187,7 @@ def apply(episode: Episode | None, event: Event, raw: dict[str, Any], policy: Po
         if position is not None and current.positions.get(position.partition_key, -1) >= position.offset:
             return Step(current, "replayed", (Transition(event, rewind(current, event.data), current),))
         return Step(current, "duplicate")
-    if any(_pending_key(p) == key for p in current.pending):
+    if any(p.dedup_key == key for p in current.pending):
         return Step(current, "duplicate")
     if position is not None:
         seen = max(current.positions.get(position.partition_key, -1), position.offset)
@@ -187,14 +200,14 @@ def apply(episode: Episode | None, event: Event, raw: dict[str, Any], policy: Po
         )
         return Step(closed, "out-of-scope")
     if current.referral is None and not isinstance(event.data, ReferralReceived):
-        waiting = current.model_copy(update={"pending": current.pending + (_dump(raw),)})
+        waiting = current.model_copy(update={"pending": current.pending + (event,)})
         return Step(waiting, "pending")
 
     transitions = [_transition(current, event)]
     if isinstance(event.data, ReferralReceived) and current.pending:
         state = transitions[0].after.model_copy(update={"pending": ()})
         transitions[0] = Transition(event, current, state)
-        released = sorted((parse_event(json.loads(p)) for p in current.pending), key=lambda e: e.time)
+        released = sorted(current.pending, key=lambda e: e.time)
         for waiting_event in released:
             transitions.append(_transition(transitions[-1].after, waiting_event))
     return Step(transitions[-1].after, "applied", tuple(transitions))
@@ -311,12 +324,3 @@ def _end_admission(admissions: tuple[Admission, ...], ended_at: datetime) -> tup
 
 def _in_scope(referral: ReferralReceived, policy: Policy) -> bool:
     return policy.teams is None or referral.referredTo.teamCode in policy.teams
-
-
-def _dump(raw: dict[str, Any]) -> str:
-    return json.dumps(raw, separators=(",", ":"))
-
-
-def _pending_key(pending: str) -> str:
-    raw = json.loads(pending)
-    return f"{raw['source']}\x1f{raw['id']}"

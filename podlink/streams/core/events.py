@@ -5,11 +5,10 @@ rest of the code typed, timezone-aware access to an event that has already passe
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 StaffRole = Literal[
     "peer_support_worker", "nurse", "psychiatrist", "psychologist", "occupational_therapist",
@@ -103,11 +102,19 @@ class ReferralRejected(_Model):
     reason: str
     redirectedTo: str | None = None
 
+    @property
+    def closed_at(self) -> datetime:
+        return self.rejectedAt
+
 
 class ReferralWithdrawn(_Model):
     referralId: str
     withdrawnAt: AwareDatetime
     reason: str | None = None
+
+    @property
+    def closed_at(self) -> datetime:
+        return self.withdrawnAt
 
 
 class ContactMade(_Model):
@@ -240,25 +247,19 @@ DATA_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-class Envelope(_Model):
-    specversion: Literal["1.0"]
+class Event(BaseModel):
+    """One inbound CloudEvent with its typed payload.
+
+    Only the attributes podlink uses are kept (the contract has checked the others), so an
+    event waiting in a stored episode carries what applying it needs and nothing more.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
     id: str
     source: str
     type: str
     time: AwareDatetime
-    subject: str
-    datacontenttype: str | None = None
-    dataschema: str | None = None
-
-
-@dataclass(frozen=True)
-class Event:
-    """One inbound CloudEvent with its typed payload."""
-
-    id: str
-    source: str
-    type: str
-    time: datetime
     subject: str
     data: EventData
 
@@ -271,8 +272,22 @@ class Event:
         return self.subject
 
 
+def _typed(event_type: str, data_model: type[BaseModel]) -> type[Event]:
+    # One Event class per CloudEvent type, so `type` picks the payload model (a discriminated
+    # union) when an event is read and when a stored one is loaded.
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{data_model.__name__}Event", __base__=Event,
+        type=(Literal[event_type], ...), data=(data_model, ...),
+    )
+
+
+TypedEvent = Annotated[
+    Union[tuple(_typed(t, m) for t, m in DATA_MODELS.items())],  # type: ignore[valid-type]
+    Field(discriminator="type"),
+]
+_TYPED_EVENT: TypeAdapter[Event] = TypeAdapter(TypedEvent)
+
+
 def parse_event(raw: dict[str, Any]) -> Event:
     """Typed event from a dict that has passed the contract (the payload model follows `type`)."""
-    envelope = Envelope.model_validate({k: v for k, v in raw.items() if k != "data"})
-    data = DATA_MODELS[envelope.type].model_validate(raw["data"])
-    return Event(envelope.id, envelope.source, envelope.type, envelope.time, envelope.subject, data)  # type: ignore[arg-type]
+    return _TYPED_EVENT.validate_python(raw)

@@ -64,7 +64,7 @@ def outcome_events(transition: Transition, deadline: Deadline | None) -> list[di
                 "acceptedAt": utc_text(data.acceptedAt),
                 "allocatedRole": data.allocatedTo.role if data.allocatedTo else None,
             })]
-        case ReferralRejected() | ReferralWithdrawn() if not _was_closed(before):
+        case ReferralRejected() | ReferralWithdrawn() if before.closure is None:
             return [_closed(ref, data)]
         case ContactMade() if before.first_contact is None:
             return [cloud_event("contact.first", ref, data.contactAt, {
@@ -72,7 +72,7 @@ def outcome_events(transition: Transition, deadline: Deadline | None) -> list[di
                 "method": data.method,
                 "staffRole": data.staff.role,
                 "outcome": data.outcome,
-                "minutesFromReferral": _minutes(after.referral.receivedAt, data.contactAt)
+                "minutesFromReferral": minutes_between(after.referral.receivedAt, data.contactAt)
                 if after.referral else None,
             })]
         case MeetingHeld() if data.meetingId not in {m.meeting_id for m in before.held_meetings}:
@@ -92,17 +92,13 @@ def outcome_events(transition: Transition, deadline: Deadline | None) -> list[di
     return []
 
 
-def _was_closed(episode: Any) -> bool:
-    return episode.rejection is not None or episode.withdrawal is not None
-
-
 def _closed(ref: str, data: ReferralRejected | ReferralWithdrawn) -> dict[str, Any]:
     if isinstance(data, ReferralRejected):
-        return cloud_event("referral.closed", ref, data.rejectedAt, {
-            "outcome": "rejected", "closedAt": utc_text(data.rejectedAt), "redirectedTo": data.redirectedTo,
+        return cloud_event("referral.closed", ref, data.closed_at, {
+            "outcome": "rejected", "closedAt": utc_text(data.closed_at), "redirectedTo": data.redirectedTo,
         })
-    return cloud_event("referral.closed", ref, data.withdrawnAt, {
-        "outcome": "withdrawn", "closedAt": utc_text(data.withdrawnAt),
+    return cloud_event("referral.closed", ref, data.closed_at, {
+        "outcome": "withdrawn", "closedAt": utc_text(data.closed_at),
     })
 
 
@@ -112,8 +108,9 @@ def _first_meeting(ref: str, data: MeetingHeld, deadline: Deadline) -> dict[str,
         "start": utc_text(data.start),
         "policy": deadline.policy,
         "deadline": utc_text(deadline.due_at),
-        "withinDeadline": data.start <= deadline.due_at,
-        "minutesFromDeadlineStart": _minutes(deadline.starts_at, data.start),
+        # The deadline's own rule, so this event and the CarePlan's outcome always agree.
+        "withinDeadline": deadline.met_within,
+        "minutesFromDeadlineStart": minutes_between(deadline.starts_at, data.start),
     })
 
 
@@ -127,7 +124,7 @@ def _meeting_held(ref: str, data: MeetingHeld, held: list[Any]) -> dict[str, Any
         "meetingNumber": number,
         "start": utc_text(data.start),
         "end": utc_text(data.end),
-        "durationMinutes": _minutes(data.start, data.end),
+        "durationMinutes": minutes_between(data.start, data.end),
         "location": data.location,
         "attendance": {k: kinds.get(k, 0) for k in ("service_user", "network_member", "staff")},
         "networkMembersByRelationship": dict(sorted(relationships.items())),
@@ -136,7 +133,7 @@ def _meeting_held(ref: str, data: MeetingHeld, held: list[Any]) -> dict[str, Any
     }, data.meetingId)
 
 
-def _minutes(start: datetime, end: datetime) -> int:
+def minutes_between(start: datetime, end: datetime) -> int:
     return round((end - start).total_seconds() / 60)
 
 

@@ -32,31 +32,24 @@ class Result:
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,
             position: Position | None = None) -> Result:
-    step = apply(episode, accepted.event, accepted.raw, policy, position)
-    if step.verdict == "replayed":
-        # Same outputs, same ids, from the state the replayed record led to.
-        transition = step.transitions[0]
-        deadline = first_meeting_deadline(transition.after, policy)
-        return Result(
-            episode=step.episode, verdict="replayed", deadline=deadline,
-            fhir_messages=[build_message(transition.event, transition.after, deadline)],
-            outcomes=outcome_events(transition, deadline),
-        )
-    if step.verdict != "applied":
+    step = apply(episode, accepted.event, policy, position)
+    if not step.transitions:
         return Result(step.episode, step.verdict)
-    before = first_meeting_deadline(step.transitions[0].before, policy) if episode else None
+    # A replay carries the transition it repeats: the same outputs, with the same ids, from
+    # the state the replayed record led to.
+    deadline: Deadline | None = None
     messages: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
-    deadline = before
     for transition in step.transitions:
         deadline = first_meeting_deadline(transition.after, policy)
         messages.append(build_message(transition.event, transition.after, deadline))
         outcomes.extend(outcome_events(transition, deadline))
+    before = first_meeting_deadline(step.transitions[0].before, policy)
     return Result(
         episode=step.episode,
-        verdict="applied",
+        verdict=step.verdict,
         deadline=deadline,
-        deadline_changed=deadline != before,
+        deadline_changed=step.verdict == "applied" and deadline != before,
         fhir_messages=messages,
         outcomes=outcomes,
     )

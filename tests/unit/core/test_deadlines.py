@@ -1,9 +1,9 @@
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from podlink.streams.core.alerts import alert_event
-from podlink.streams.core.deadlines import due_alerts, first_meeting_deadline
+from podlink.streams.core.deadlines import alert_due_at, due_alerts, first_meeting_deadline
 from podlink.streams.core.episode import Policy
 from tests.support.contract_examples import example
 from tests.support.episodes import T0, feed, hours, records
@@ -52,16 +52,30 @@ def test_a_closed_referral_cancels_the_deadline(scenario):
     assert d.closed_at is not None and not d.is_open
 
 
+def test_met_and_closed_moments_are_kept_in_utc(host_in_new_york):
+    assert _deadline("on-time").model_dump(mode="json")["met_at"] == "2026-06-02T00:00:00Z"
+    assert _deadline("withdrawn").model_dump(mode="json")["closed_at"] == "2026-06-01T11:00:00Z"
+
+
 @pytest.mark.parametrize("now, raised, expected", [
     (hours(17), set(), []),
     (hours(18), set(), ["at-risk"]),
     (hours(20), {"at-risk"}, []),
+    (hours(20), {"breached"}, []),            # no at-risk page after a breach page
     (hours(24), {"at-risk"}, ["breached"]),
     (hours(30), set(), ["breached"]),          # backdated: straight to breach, no at-risk
     (hours(31), {"breached"}, []),
 ])
 def test_alerts_for_an_open_deadline(now, raised, expected):
     assert due_alerts(_deadline(), frozenset(raised), T0 + now) == expected
+
+
+def test_each_alert_is_due_from_its_own_moment():
+    d = _deadline("met-late")
+    assert alert_due_at(d, "at-risk") == T0 + hours(18)
+    assert alert_due_at(d, "breached") == T0 + hours(24)
+    assert alert_due_at(d, "resolved") == T0 + hours(27)  # the late meeting
+    assert alert_due_at(_deadline("withdrawn"), "resolved") == T0 + hours(2)  # the withdrawal
 
 
 def test_a_late_meeting_resolves_a_breach_that_was_raised():
@@ -91,3 +105,31 @@ def test_an_alert_is_a_cloudevent_with_a_deterministic_id():
     assert first["specversion"] == "1.0" and first["data"]["policy"] == "first-meeting"
     assert first["data"]["referralId"] == "REF-T-1"
     assert first["data"]["minutesPastDeadline"] == 60
+
+
+def test_met_within_counts_a_meeting_exactly_at_the_due_time_and_not_a_second_later():
+    d = _deadline()
+    assert d.met_within is None
+    assert d.model_copy(update={"met_at": d.due_at}).met_within is True
+    assert d.model_copy(update={"met_at": d.due_at + hours(1 / 3600)}).met_within is False
+
+
+def test_across_the_autumn_clock_change_the_deadline_is_24_elapsed_hours(host_in_new_york):
+    # Received 12:00 BST (11:00 UTC) on Saturday 24 October 2026; the clocks go back at
+    # 01:00 UTC on the 25th. 24 elapsed hours later is 11:00 UTC, which is 11:00 GMT: 23 hours
+    # on the wall clock, not the 12:00 a local-time sum would give.
+    referral = example("referral-received")
+    referral["time"] = referral["data"]["receivedAt"] = "2026-10-24T12:00:00+01:00"
+    episode, _ = feed([referral])
+    d = first_meeting_deadline(episode, Policy())
+    assert d.starts_at == datetime(2026, 10, 24, 11, 0, tzinfo=timezone.utc)
+    assert d.due_at == datetime(2026, 10, 25, 11, 0, tzinfo=timezone.utc)
+    assert d.at_risk_from == datetime(2026, 10, 25, 5, 0, tzinfo=timezone.utc)
+    stored = d.model_dump(mode="json")  # as the worker stores it: in UTC, whatever the host's zone
+    assert (stored["starts_at"], stored["due_at"]) == ("2026-10-24T11:00:00Z", "2026-10-25T11:00:00Z")
+    breached = alert_event(d, "breached", d.due_at)["data"]
+    assert breached["deadline"] == "2026-10-25T11:00:00Z"
+    assert breached["deadlineLocal"] == "2026-10-25T11:00:00+00:00"  # GMT
+    assert breached["deadlineStart"] == "2026-10-24T11:00:00Z"
+    at_risk = alert_event(d, "at-risk", d.at_risk_from)["data"]
+    assert at_risk["deadlineLocal"] == "2026-10-25T11:00:00+00:00" and at_risk["minutesPastDeadline"] == -360

@@ -69,12 +69,37 @@ def test_a_replayed_record_yields_the_same_outcome_events_again():
     rec = records("on-time")
     episode, first = None, []
     for offset, r in enumerate(rec):
-        step = apply(episode, parse_event(r.value), r.value, Policy(), Position(r.topic, 0, offset))
+        step = apply(episode, parse_event(r.value), Policy(), Position(r.topic, 0, offset))
         episode = step.episode
         first += [outcome_events(t, first_meeting_deadline(t.after, Policy())) for t in step.transitions]
     again = []
     for offset, r in enumerate(rec):
-        step = apply(episode, parse_event(r.value), r.value, Policy(), Position(r.topic, 0, offset))
+        step = apply(episode, parse_event(r.value), Policy(), Position(r.topic, 0, offset))
         assert step.verdict == "replayed"
         again += [outcome_events(t, first_meeting_deadline(t.after, Policy())) for t in step.transitions]
     assert [[e["id"] for e in es] for es in again] == [[e["id"] for e in es] for es in first]
+
+
+def test_bed_days_count_nights_and_an_admission_open_at_discharge_counts_to_discharge():
+    from tests.support.contract_examples import example
+
+    second = example("admission-started")
+    second["id"] = "second-admission"
+    second["data"]["admittedAt"] = "2026-09-30T22:00:00Z"
+    names = ["referral-received", "admission-started", "admission-ended"]
+    episode, steps = feed([example(n) for n in names] + [second, example("episode-discharged")])
+    [discharged] = outcome_events(steps[-1].transitions[0], None)
+    # 17 April 23:40 to 20 April: nights of the 17th, 18th and 19th (3); 30 September, still
+    # admitted at discharge on 4 October: nights of 30 Sept, 1, 2 and 3 October (4).
+    assert discharged["data"]["bedDays"] == 3 + 4
+    assert discharged["data"]["meetingsHeld"] == 0
+
+
+def test_attendance_counts_zero_for_a_kind_nobody_came_as():
+    from tests.support.contract_examples import example
+
+    held = example("meeting-held")
+    held["data"]["attendees"] = [{"kind": "staff", "staffId": "STF-0042", "role": "peer_support_worker"}]
+    _, steps = feed([example("referral-received"), held])
+    meeting = next(e for e in outcome_events(steps[-1].transitions[0], None) if e["type"].endswith("meeting.held"))
+    assert meeting["data"]["attendance"] == {"service_user": 0, "network_member": 0, "staff": 1}

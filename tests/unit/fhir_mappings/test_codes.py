@@ -30,3 +30,22 @@ def test_fhir_resources_alone_accepts_a_bogus_code_but_podlink_does_not():
 
 def test_an_unknown_resource_type_is_a_problem():
     assert code_problems({"resourceType": "Spaceship"}) == ["resourceType: not a FHIR R4 resource type"]
+
+
+def test_the_message_path_refuses_a_code_outside_the_r4_value_set(monkeypatch):
+    from podlink.fhir_mappings import build_message, care_plan
+    from podlink.streams.core.deadlines import first_meeting_deadline
+    from podlink.streams.core.episode import Policy
+    from tests.support.episodes import feed, records
+
+    scheduled = records("on-time", referral_id="REF-BOGUS-CODE")[:4]
+    assert scheduled[-1].value["type"] == "uk.nhs.pod.meeting.scheduled"
+    episode, steps = feed(scheduled)
+    event = steps[-1].transitions[0].event
+    deadline = first_meeting_deadline(episode, Policy())
+    assert build_message(event, episode, deadline)["type"] == "message"
+    # The planned meeting's activity status becomes a code R4 does not have.
+    monkeypatch.setitem(care_plan._MEETING_STATUS, "planned", "bogus")
+    with pytest.raises(MappingError, match=r"^not a valid FHIR R4 message: "
+                       r"CarePlan\.activity\.2\.detail\.status: breaks the 'enum' rule$"):
+        build_message(event, episode, deadline)

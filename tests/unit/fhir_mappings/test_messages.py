@@ -75,7 +75,7 @@ def send(raws: list[dict[str, Any]], label: str = "", policy: Policy = POLICY) -
     episode: Episode | None = None
     sent = []
     for raw in raws:
-        step = apply(episode, parse_event(raw), raw, policy)
+        step = apply(episode, parse_event(raw), policy)
         episode = step.episode
         for change in step.transitions:
             deadline = first_meeting_deadline(change.after, policy)
