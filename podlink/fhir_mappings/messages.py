@@ -38,23 +38,10 @@ from podlink.streams.core.deadlines import Deadline
 from podlink.streams.core.encoding import utc_text
 from podlink.streams.core.episode import Episode
 from podlink.streams.core.events import (
-    AdmissionEnded,
-    AdmissionStarted,
-    ContactMade,
-    CpaCoordinatorAssigned,
-    CpaReviewHeld,
-    EpisodeDischarged,
-    Event,
-    MeasureRecorded,
-    MedicationPrescribed,
-    MeetingCancelled,
-    MeetingHeld,
-    MeetingScheduled,
-    ReferralAccepted,
-    ReferralReceived,
-    ReferralRejected,
-    ReferralWithdrawn,
-    RiskAssessed,
+    AdmissionEnded, AdmissionStarted, ContactMade, CpaCoordinatorAssigned, CpaReviewHeld,
+    EpisodeDischarged, Event, MeasureRecorded, MedicationPrescribed, MeetingCancelled,
+    MeetingHeld, MeetingScheduled, ReferralAccepted, ReferralReceived, ReferralRejected,
+    ReferralWithdrawn, RiskAssessed,
 )
 
 _MODELS = {

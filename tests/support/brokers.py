@@ -14,8 +14,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -53,7 +52,7 @@ def requested_kinds() -> list[str]:
     return kinds
 
 
-class BrokerPool:
+class BrokerPool(ExitStack):
     """Starts each kind of broker at most once and stops them all on close.
 
     Start-up failures are remembered too, so a broken broker fails each test at once instead
@@ -61,7 +60,7 @@ class BrokerPool:
     """
 
     def __init__(self) -> None:
-        self._stack = ExitStack()
+        super().__init__()
         self._started: dict[str, BrokerEndpoint] = {}
         self._failures: dict[str, str] = {}
 
@@ -78,9 +77,9 @@ class BrokerPool:
 
     def _start(self, kind: str) -> BrokerEndpoint:
         if kind == "tansu":
-            return BrokerEndpoint(kind, self._stack.enter_context(EmbeddedBroker()).bootstrap)
+            return BrokerEndpoint(kind, self.enter_context(EmbeddedBroker()).bootstrap)
         if kind == "kafka":
-            return BrokerEndpoint(kind, self._stack.enter_context(ApacheKafkaBroker()).bootstrap)
+            return BrokerEndpoint(kind, self.enter_context(ApacheKafkaBroker()).bootstrap)
         if kind == "external":
             return _external()
         if kind == "testcontainers":
@@ -101,22 +100,9 @@ class BrokerPool:
             # Shown in pytest's warnings summary, since the test ids still say [testcontainers].
             warnings.warn(f"testcontainers broker: no Docker engine, using {NO_DOCKER_KIND!r}")
             return BrokerEndpoint(NO_DOCKER_KIND, self.get("kafka").bootstrap)
-        self._stack.enter_context(container)
+        self.enter_context(container)
         return BrokerEndpoint("testcontainers", container.get_bootstrap_server())
 
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _external() -> BrokerEndpoint:

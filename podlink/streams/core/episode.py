@@ -13,27 +13,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from podlink.streams.core.events import (
-    AdmissionEnded,
-    AdmissionStarted,
-    Attendee,
-    ContactMade,
-    CpaCoordinatorAssigned,
-    CpaReviewHeld,
-    EpisodeDischarged,
-    Event,
-    Location,
-    MeasureRecorded,
-    MedicationPrescribed,
-    MeetingCancelled,
-    MeetingHeld,
-    MeetingScheduled,
-    ReferralAccepted,
-    ReferralReceived,
-    ReferralRejected,
-    ReferralWithdrawn,
-    RiskAssessed,
-    Staff,
-    TypedEvent,
+    AdmissionEnded, AdmissionStarted, Attendee, ContactMade, CpaCoordinatorAssigned,
+    CpaReviewHeld, EpisodeDischarged, Event, Location, MeasureRecorded, MedicationPrescribed,
+    MeetingCancelled, MeetingHeld, MeetingScheduled, ReferralAccepted, ReferralReceived,
+    ReferralRejected, ReferralWithdrawn, RiskAssessed, Staff, TypedEvent,
 )
 
 Status = Literal[
