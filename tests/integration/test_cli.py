@@ -156,7 +156,7 @@ def test_podlink_run_on_a_terminal_shows_a_line_per_record_within_its_width():
     os.close(follower)
     # Which of a referral's events the worker reads first varies (two topics), so a pattern.
     wanted = [re.compile(pattern) for pattern in (
-        r"\d\d:\d\d:\d\d  REF-DEMO-\d{4}   referral\.received  → (\d )?FHIR messages?, referral\.registered",
+        r"\d\d:\d\d:\d\d  REF-DEMO-\d{4}   referral\.received  → (\d )?FHIR messages?, deadline due \w{3} \d\d \w{3} \d\d:\d\d",
         r" DEAD LETTER  spa\.referral-events\.v1/\d+@\d+  value is not JSON",
         r" ALERT breached  REF-DEMO-\d{4} ",
         r"── records \d+ · FHIR messages \d+ · open deadlines \d+ · alerts \d+ · dead letters 1")]
