@@ -181,7 +181,8 @@ def _admission_ended(ref: str, data: AdmissionEnded, episode: Episode) -> dict[s
 def _medication(ref: str, data: MedicationPrescribed, transition: Transition) -> dict[str, Any]:
     # POD's principle of at least three network meetings before new medication: evaluation
     # needs the meetings held (started) before the prescription, in the episode as known then.
-    before = sum(1 for m in transition.after.held_meetings if m.start is not None and m.start < data.prescribedAt)
+    before = sum(1 for m in transition.after.held_meetings
+                 if m.start is not None and m.start < data.prescribedAt)
     # The inbound event's id tells two prescriptions at one moment apart. The drug's code or
     # name would too, but a name-based UUID over a short list of drugs can be reversed.
     return cloud_event("medication.prescribed", ref, data.prescribedAt, {
