@@ -11,17 +11,25 @@ from typing import Any
 
 from podlink.streams.core.deadlines import Deadline
 from podlink.streams.core.encoding import utc_text
-from podlink.streams.core.episode import Transition
+from podlink.streams.core.episode import Episode, Transition
 from podlink.streams.core.events import (
+    AdmissionEnded,
+    AdmissionStarted,
     ContactMade,
+    CpaCoordinatorAssigned,
+    CpaReviewHeld,
     EpisodeDischarged,
+    MeasureRecorded,
+    MedicationPrescribed,
     MeetingHeld,
     ReferralAccepted,
     ReferralReceived,
     ReferralRejected,
     ReferralWithdrawn,
+    RiskAssessed,
 )
 from podlink.streams.core.ids import stable_id
+from podlink.streams.core.measures import scores
 
 SOURCE = "urn:podlink:episode-processor"
 PREFIX = "uk.nhs.podlink."
@@ -42,7 +50,8 @@ def cloud_event(kind: str, subject: str, time: datetime, data: dict[str, Any], *
 
 
 def outcome_events(transition: Transition, deadline: Deadline | None) -> list[dict[str, Any]]:
-    """The milestones that `transition` reached (each at most once per referral)."""
+    """The milestones that `transition` reached (each at most once per referral), or the care
+    event it applied (once per event: the id is fixed by the facts that tell two apart)."""
     before, after, data = transition.before, transition.after, transition.event.data
     ref = after.referral_id
     match data:
@@ -89,6 +98,33 @@ def outcome_events(transition: Transition, deadline: Deadline | None) -> list[di
                 "meetingsHeld": len(after.held_meetings),
                 "bedDays": _bed_days(after),
             })]
+        case RiskAssessed():
+            # No assessor: the staff member's name would travel with them.
+            return [cloud_event("risk.assessed", ref, data.assessedAt, {
+                "level": data.level,
+                "assessedAt": utc_text(data.assessedAt),
+                "reviewDue": utc_text(data.reviewDue) if data.reviewDue else None,
+            }, utc_text(data.assessedAt))]
+        case CpaCoordinatorAssigned():
+            return [cloud_event("cpa.coordinator-assigned", ref, data.assignedAt, {
+                "assignedAt": utc_text(data.assignedAt),
+                "coordinatorRole": data.coordinator.role,
+            }, utc_text(data.assignedAt))]
+        case CpaReviewHeld():
+            return [cloud_event("cpa.review-held", ref, data.heldAt, {
+                "heldAt": utc_text(data.heldAt),
+                "nextReviewDue": utc_text(data.nextReviewDue) if data.nextReviewDue else None,
+            }, utc_text(data.heldAt))]
+        case AdmissionStarted():
+            return [cloud_event("admission.started", ref, data.admittedAt, {
+                "admittedAt": utc_text(data.admittedAt),
+            }, utc_text(data.admittedAt))]
+        case AdmissionEnded():
+            return [_admission_ended(ref, data, after)]
+        case MedicationPrescribed():
+            return [_medication(ref, data, transition)]
+        case MeasureRecorded():
+            return [_measure(ref, data)]
     return []
 
 
@@ -133,6 +169,45 @@ def _meeting_held(ref: str, data: MeetingHeld, held: list[Any]) -> dict[str, Any
     }, data.meetingId)
 
 
+def _admission_ended(ref: str, data: AdmissionEnded, episode: Episode) -> dict[str, Any]:
+    # The admission this event closed; none when podlink held no admission open for it.
+    ended = next((a for a in episode.admissions if a.ended_at == data.endedAt), None)
+    return cloud_event("admission.ended", ref, data.endedAt, {
+        "endedAt": utc_text(data.endedAt),
+        "bedDays": _nights(ended.admitted_at, data.endedAt) if ended else None,
+    }, utc_text(data.endedAt))
+
+
+def _medication(ref: str, data: MedicationPrescribed, transition: Transition) -> dict[str, Any]:
+    # POD's principle of at least three network meetings before new medication: evaluation
+    # needs the meetings held (started) before the prescription, in the episode as known then.
+    before = sum(1 for m in transition.after.held_meetings
+                 if m.start is not None and m.start < data.prescribedAt)
+    # The inbound event's id tells two prescriptions at one moment apart. The drug's code or
+    # name would too, but a name-based UUID over a short list of drugs can be reversed.
+    return cloud_event("medication.prescribed", ref, data.prescribedAt, {
+        "prescribedAt": utc_text(data.prescribedAt),
+        "isNew": data.isNew,
+        "urgentSafetyOverride": data.urgentSafetyOverride,
+        "meetingsHeldBefore": before,
+    }, transition.event.source, transition.event.id)
+
+
+def _measure(ref: str, data: MeasureRecorded) -> dict[str, Any]:
+    # The id has the FHIR Observation's parts plus the respondent's kind: a service user and a
+    # clinician may score one instrument at one moment, neither with a person id.
+    id_parts = (data.instrument, data.timepoint, utc_text(data.recordedAt), data.respondent or "",
+                data.respondentPersonId or "")
+    return cloud_event("measure.recorded", ref, data.recordedAt, {
+        "instrument": data.instrument,
+        "timepoint": data.timepoint,
+        "respondent": data.respondent,
+        "recordedAt": utc_text(data.recordedAt),
+        "itemCount": len(data.items),
+        **scores(data.instrument, data.items),
+    }, *id_parts)
+
+
 def minutes_between(start: datetime, end: datetime) -> int:
     return round((end - start).total_seconds() / 60)
 
@@ -145,5 +220,10 @@ def _bed_days(episode: Any) -> int:
     for admission in episode.admissions:
         end = admission.ended_at or end_default
         if end is not None:
-            nights += max(0, (end.date() - admission.admitted_at.date()).days)
+            nights += _nights(admission.admitted_at, end)
     return nights
+
+
+def _nights(admitted_at: datetime, ended_at: datetime) -> int:
+    # Calendar nights occupied, the unit of MHSDS bed days.
+    return max(0, (ended_at.date() - admitted_at.date()).days)

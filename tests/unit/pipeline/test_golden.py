@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,12 @@ def _examples_journey() -> list[Result]:
     return run(sorted((r for r in main if r["subject"] == "REF-2026-000123"), key=lambda r: r["time"]))
 
 
+def _journey_outcome(kind: str) -> dict[str, Any]:
+    # The contract examples hold one event of each care kind, with names and free text to leave out.
+    [outcome] = [o for o in _outcomes(_examples_journey()) if o["type"] == f"uk.nhs.podlink.{kind}"]
+    return outcome
+
+
 CASES = {
     "bundle-referral-received": lambda: _on_time("servicerequest-request").fhir_messages[0],
     "bundle-meeting-held-first": lambda: _on_time("meeting-held").fhir_messages[0],
@@ -69,6 +76,9 @@ CASES = {
     "outcomes-referral-closed": lambda: [
         _outcomes(run(records(s, T0, REFERRAL)))[-1] for s in ("rejected", "withdrawn")],
     "outcomes-on-time-pathway": lambda: _outcomes(run(records("on-time", T0, REFERRAL))),
+    **{f"outcome-{kind.replace('.', '-')}": partial(_journey_outcome, kind) for kind in (
+        "risk.assessed", "cpa.coordinator-assigned", "cpa.review-held", "admission.started",
+        "admission.ended", "medication.prescribed", "measure.recorded")},
 }
 
 
