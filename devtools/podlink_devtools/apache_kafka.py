@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from podlink_devtools.maven import java_executable, resolve_jars
+from podlink_devtools.maven import cache_dir, java_executable, resolve_jars
 
 from podlink.services.embedded_broker import (
     HOST,
@@ -49,17 +49,10 @@ JVM_OPTS = [
 ]
 
 
-def default_cache_dir() -> Path:
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path.home() / ".cache" / "podlink" / f"kafka-{KAFKA_VERSION}" / "libs"
-
-
-def resolve_kafka_jars(cache_dir: Path | None = None) -> Path:
+def resolve_kafka_jars(libs: Path | None = None) -> Path:
     """Directory holding the broker's jars, downloading them with Maven on first use."""
-    libs = cache_dir if cache_dir is not None else default_cache_dir()
-    return resolve_jars(POM, libs, f"the Kafka {KAFKA_VERSION} jars")
+    return resolve_jars(POM, libs or cache_dir(CACHE_ENV, f"kafka-{KAFKA_VERSION}"),
+                        f"the Kafka {KAFKA_VERSION} jars")
 
 
 def _cluster_id() -> str:

@@ -17,24 +17,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from podlink_devtools.maven import java_executable, resolve_jars
+from podlink_devtools.maven import cache_dir, java_executable, resolve_jars
 
 SDK_VERSION = "4.0.1"  # keep in step with cloudevents.version in the pom
 CACHE_ENV = "PODLINK_CLOUDEVENTS_JARS_CACHE"
 READER_DIR = Path(__file__).resolve().parent / "cloudevents-reader"
 
 
-def default_cache_dir() -> Path:
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path.home() / ".cache" / "podlink" / f"cloudevents-{SDK_VERSION}" / "libs"
-
-
-def resolve_reader_jars(cache_dir: Path | None = None) -> Path:
+def resolve_reader_jars(libs: Path | None = None) -> Path:
     """Directory holding the SDK's jars and the Kafka client's, fetched with Maven on first use."""
-    libs = cache_dir if cache_dir is not None else default_cache_dir()
-    return resolve_jars(READER_DIR / "pom.xml", libs, f"the CloudEvents Java SDK {SDK_VERSION} jars")
+    return resolve_jars(READER_DIR / "pom.xml", libs or cache_dir(CACHE_ENV, f"cloudevents-{SDK_VERSION}"),
+                        f"the CloudEvents Java SDK {SDK_VERSION} jars")
 
 
 def read_with_java_sdk(bootstrap: str, topic: str, timeout: float = 120.0) -> list[dict[str, Any]]:

@@ -15,6 +15,15 @@ from pathlib import Path
 _MARKER = ".podlink-complete"
 
 
+def cache_dir(env: str, name: str) -> Path:
+    """Where a set of jars is kept: the directory in the environment variable `env` when set,
+    else ~/.cache/podlink/<name>/libs."""
+    override = os.environ.get(env)
+    if override:
+        return Path(override).expanduser()
+    return Path.home() / ".cache" / "podlink" / name / "libs"
+
+
 def resolve_jars(pom: Path, libs: Path, what: str) -> Path:
     """`libs`, holding the jars `pom` lists, downloading them with Maven on first use.
 
