@@ -38,6 +38,8 @@ public class Reader {
         Properties config = new Properties();
         config.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         config.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+        // Reading must not create a missing topic with the broker's defaults before podlink does.
+        config.put(ConsumerConfig.ALLOW_AUTO_CREATE_TOPICS_CONFIG, "false");
         try (KafkaConsumer<byte[], byte[]> consumer =
                      new KafkaConsumer<>(config, new ByteArrayDeserializer(), new ByteArrayDeserializer());
              CloudEventDeserializer cloudEvents = new CloudEventDeserializer()) {
