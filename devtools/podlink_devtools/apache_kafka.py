@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import fcntl
-import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
+
+from podlink_devtools.maven import cache_dir, java_executable, resolve_jars
 
 from podlink.services.embedded_broker import (
     HOST,
@@ -37,7 +36,6 @@ from podlink.services.embedded_broker import (
 KAFKA_VERSION = "3.9.1"
 CACHE_ENV = "PODLINK_KAFKA_JARS_CACHE"
 POM = Path(__file__).resolve().parent / "kafka-broker" / "pom.xml"
-_MARKER = ".podlink-complete"
 
 # Small heap and a client-style JIT: a test broker carries little load, and these roughly
 # halve JVM start-up and memory compared with Kafka's own server defaults.
@@ -51,63 +49,10 @@ JVM_OPTS = [
 ]
 
 
-def default_cache_dir() -> Path:
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path.home() / ".cache" / "podlink" / f"kafka-{KAFKA_VERSION}" / "libs"
-
-
-def _pom_digest() -> str:
-    return hashlib.sha256(POM.read_bytes()).hexdigest()
-
-
-def resolve_kafka_jars(cache_dir: Path | None = None) -> Path:
-    """Directory holding the broker's jars, downloading them with Maven on first use.
-
-    The marker file records the pom's digest and is written only after Maven succeeds, so an
-    interrupted download, or one made for a different pom, is discarded and redone.
-    """
-    libs = cache_dir if cache_dir is not None else default_cache_dir()
-    if not POM.is_file():
-        raise FileNotFoundError(f"{POM} not found; resolving Kafka jars needs a source checkout")
-    digest = _pom_digest()
-    marker = libs / _MARKER
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    # Parallel test workers may all resolve at once; only one should run Maven.
-    with open(libs.parent / f".{libs.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text().strip() == digest:
-            return libs
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise RuntimeError("Maven ('mvn') is not on PATH; it is needed once to fetch the Kafka jars")
-        shutil.rmtree(libs, ignore_errors=True)
-        result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-             f"-DoutputDirectory={libs}"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr).strip().splitlines()
-            raise RuntimeError(
-                f"Maven could not fetch the Kafka {KAFKA_VERSION} jars (exit {result.returncode}):\n"
-                + "\n".join(output[-40:])
-            )
-        marker.write_text(digest + "\n")
-    return libs
-
-
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    java = shutil.which("java")
-    if java is None:
-        raise RuntimeError("no 'java' on PATH and no JAVA_HOME; Apache Kafka needs Java 17")
-    return java
+def resolve_kafka_jars(libs: Path | None = None) -> Path:
+    """Directory holding the broker's jars, downloading them with Maven on first use."""
+    return resolve_jars(POM, libs or cache_dir(CACHE_ENV, f"kafka-{KAFKA_VERSION}"),
+                        f"the Kafka {KAFKA_VERSION} jars")
 
 
 def _cluster_id() -> str:
@@ -242,7 +187,7 @@ class ApacheKafkaBroker(BrokerProcess):
             raise RuntimeError("broker already started")
         jars = self._jars_dir if self._jars_dir is not None else resolve_kafka_jars()
         classpath = f"{jars}{os.sep}*"
-        java = _java()
+        java = java_executable()
         for port in (self.port, self.controller_port, *self._secured_ports.values()):
             ensure_port_free(port)
 

@@ -18,6 +18,7 @@ from faust.types import TP
 from podlink.streams.worker.alert_ledger import AlertLedger
 from podlink.streams.worker.broker_watch import install_broker_watch
 from podlink.streams.worker.catchup import CatchUp
+from podlink.streams.worker.cloudevents_binding import Headers
 from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
 from podlink.streams.worker.metrics import Metrics
@@ -154,9 +155,9 @@ class Worker:
 
         return app
 
-    async def _send_alert(self, key: bytes, value: bytes) -> None:
+    async def _send_alert(self, key: bytes, value: bytes, headers: Headers) -> None:
         await self.app.producer.send_and_wait(ALERTS_TOPIC, key, value, partition=None, timestamp=None,
-                                              headers=None)
+                                              headers=headers)
 
     # -- recovery: how much changelog a rebalance or restart had to read -----------------------
 

@@ -17,8 +17,8 @@ from faust.types import TP
 
 from podlink.streams.core.alerts import alert_event
 from podlink.streams.core.deadlines import Deadline, alert_due_at, due_alerts
-from podlink.streams.core.encoding import json_bytes
 from podlink.streams.worker.catchup import CatchUp
+from podlink.streams.worker.cloudevents_binding import Headers, structured
 from podlink.streams.worker.codecs import DEADLINE_ENTRY, DeadlineEntry
 from podlink.streams.worker.metrics import Metrics, deadline_counts
 from podlink.streams.worker.settings import INPUT_TOPICS
@@ -61,7 +61,7 @@ class DeadlineEntries:
 
 class DeadlineScan:
     def __init__(self, *, deadlines: Mapping[bytes, bytes], consumer: Consumer,
-                 send_alert: Callable[[bytes, bytes], Awaitable[None]],
+                 send_alert: Callable[[bytes, bytes, Headers], Awaitable[None]],
                  ledger: Ledger, catch_up: CatchUp, metrics: Metrics, clock: Clock,
                  is_ready: Callable[[], bool], ledger_timeout: float) -> None:
         self.deadlines = deadlines
@@ -128,7 +128,7 @@ class DeadlineScan:
         deadline: Deadline = DEADLINE_ENTRY.decode(stored).deadline
         for kind in due_alerts(deadline, self.ledger.raised(deadline.referral_id), now):
             alert = alert_event(deadline, kind, now)
-            await self.send_alert(key, json_bytes(alert))
+            await self.send_alert(key, *structured(alert))
             self.ledger.record(deadline.referral_id, kind)
             self.metrics.alert(kind, (self.clock() - alert_due_at(deadline, kind)).total_seconds())
             log.warning("alert raised", alert=alert["type"], alert_id=alert["id"],

@@ -19,13 +19,13 @@ from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Policy, Position
 from podlink.streams.pipeline.processor import Result, process
 from podlink.streams.worker.catchup import CatchUp
+from podlink.streams.worker.cloudevents_binding import Headers, structured
 from podlink.streams.worker.codecs import DEAD_LETTER_MARK, DEADLINE_ENTRY, EPISODE, DeadlineEntry
 from podlink.streams.worker.metrics import UNREADABLE, Metrics
 from podlink.streams.worker.settings import DEAD_LETTER_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC
 
 log = structlog.get_logger("podlink")
 
-Headers = list[tuple[str, bytes]]
 Send = Callable[[str, bytes | None, bytes | None, Headers], None]
 # Room left in a producer request for the record's framing and our headers.
 RECORD_OVERHEAD_BYTES = 4096
@@ -97,7 +97,7 @@ class RecordHandler:
         for bundle in result.fhir_messages:
             self.send(FHIR_TOPIC, key, json_bytes(bundle), [])
         for outcome in result.outcomes:
-            self.send(OUTCOMES_TOPIC, key, json_bytes(outcome), [])
+            self.send(OUTCOMES_TOPIC, key, *structured(outcome))
         return result
 
     def _reject(self, message: Message, reason: str, event_type: str, **context: str) -> None:

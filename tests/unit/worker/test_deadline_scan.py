@@ -61,12 +61,14 @@ class FakeLedger:
 @dataclass
 class FakeProducer:
     sent: list[tuple[bytes, dict]] = field(default_factory=list)
+    headers: list[dict[str, bytes]] = field(default_factory=list)  # of each record sent
     fails: bool = False
 
-    async def send_and_wait(self, key: bytes, value: bytes) -> None:
+    async def send_and_wait(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         if self.fails:
             raise ConnectionError("broker gone")
         self.sent.append((key, json.loads(value)))
+        self.headers.append(dict(headers))
 
 
 class Harness:
@@ -112,6 +114,15 @@ def test_an_alert_waits_until_both_input_topics_of_its_partition_are_read_to_the
     assert h.scans() == 1
     assert (key, alert["type"], alert["subject"]) == (b"REF-1", BREACHED, "REF-1")
     assert h.ledger.raised("REF-1") == {"breached"}
+
+
+def test_an_alert_is_a_structured_mode_cloudevent_record(h):
+    # The CloudEvents Kafka binding (section 3.3.1): without this header a consumer such as the
+    # Java SDK's deserializer reads the record as binary mode and refuses it.
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 10)
+    assert [alert["type"] for _, alert in h.run()] == [BREACHED]
+    assert h.producer.headers == [{"content-type": b"application/cloudevents+json; charset=UTF-8"}]
 
 
 def test_the_spa_topic_behind_holds_the_alert_too(h):

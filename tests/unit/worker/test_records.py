@@ -70,6 +70,21 @@ def test_a_referral_is_stored_and_its_messages_sent(h):
     assert h.catch_up.position(TP(SPA_TOPIC, 0), None) == 4
 
 
+def test_outcome_events_alone_are_sent_as_structured_mode_cloudevents(h):
+    # The CloudEvents Kafka binding (section 3.3.1) wants this header on every structured-mode
+    # record; FHIR messages and dead letters are not CloudEvents and must not claim to be.
+    handler = h.handler()
+    handler.handle(referral(offset=0))
+    handler.handle(Message(b"REF-9", b"{ not json", offset=1))
+    outcomes, fhir, dead = h.to(OUTCOMES_TOPIC), h.to(FHIR_TOPIC), h.to(DEAD_LETTER_TOPIC)
+    assert outcomes and fhir and dead
+    assert [headers for _, _, headers in outcomes] == (
+        [{"content-type": b"application/cloudevents+json; charset=UTF-8"}] * len(outcomes))
+    assert [json.loads(value)["specversion"] for _, value, _ in outcomes] == ["1.0"] * len(outcomes)
+    assert [headers for _, _, headers in fhir] == [{}] * len(fhir)
+    assert all(name.startswith("podlink-") for _, _, headers in dead for name in headers)
+
+
 def test_a_record_that_breaks_the_contract_is_dead_lettered_with_where_it_came_from(h):
     h.handler().handle(Message(b"REF-9", b"{ not json", offset=7, partition=2))
     (key, value, headers), = h.to(DEAD_LETTER_TOPIC)
