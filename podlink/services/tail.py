@@ -7,6 +7,7 @@ output only, never to a log.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -88,6 +89,9 @@ def run_tail(settings: Settings, topic: str, follow: bool, limit: int | None, js
     if refused:
         print(f"podlink tail: {refused}", file=err)
         return 2
+    # Ctrl-C must stop a follow even when whatever started us ignored SIGINT (a background job
+    # of a script does): Python installs its own handler only where SIGINT is not ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     console = Console(file=out)
     shown = 0
     try:
