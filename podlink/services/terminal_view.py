@@ -174,10 +174,11 @@ def _stopped(event: Mapping[str, Any]) -> Text:
 
 
 def _other(event: Mapping[str, Any]) -> Text:
-    """Faust's, the Kafka clients' and podlink's other lines: level, text and where from."""
+    """Faust's, the Kafka clients' and podlink's other lines: text and where from, with the
+    level when it asks for attention (an info line is just news)."""
     level = str(event.get("level", "info"))
     style = {"warning": "yellow", "error": "red", "critical": "bold red"}.get(level, "")
-    line = Text.assemble((f"{level} ", style), str(event.get("event", "")))
+    line = Text.assemble((f"{level} " if style else "", style), str(event.get("event", "")))
     if event.get("error"):
         line.append(f" ({event['error']})")
     exception = str(event.get("exception") or "").strip().splitlines()

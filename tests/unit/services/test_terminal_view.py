@@ -108,6 +108,13 @@ def test_other_lines_show_level_text_logger_and_the_last_line_of_an_exception():
     assert render_line(event, 200).plain == "12:00:00  error Error: boom: ValueError: boom  [faust]"
 
 
+def test_other_info_lines_show_no_level():
+    event = {"event": "alert ledger started", "level": "info", "timestamp": "2026-11-30T12:00:00Z",
+             "topic": "pod.sla-alerts.v1"}
+    assert render_line(event, 200).plain == "12:00:00  alert ledger started"
+    assert render_line({**event, "level": "warning"}, 200).plain == "12:00:00  warning alert ledger started"
+
+
 def test_the_tally_counts_records_messages_alerts_dead_letters_and_open_deadlines():
     tally = Tally()
     tally.count(RECORD)  # a deadline set for REF-2026-000123
