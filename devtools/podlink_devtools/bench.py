@@ -110,14 +110,25 @@ class Phase:
 
 
 def run_bench(settings: Settings, pathways: int, broker_kind: BrokerKind, bootstrap: str | None) -> int:
-    if pathways < 1:
-        print("podlink bench: --pathways must be at least 1", file=sys.stderr)
+    return run_on_broker(("--pathways", pathways), broker_kind, bootstrap, "podlink-bench-",
+                         lambda broker, work_dir: _measure(settings, pathways, broker, work_dir))
+
+
+def run_on_broker(size: tuple[str, int], kind: BrokerKind, bootstrap: str | None, prefix: str,
+                  measure: Callable[[BenchBroker, Path], str]) -> int:
+    """What `measure` reports on a new broker (see bench_broker) and work directory.
+
+    `size` is the option that sets how much to load, and its value: at least 1, or exit code 2.
+    """
+    option, count = size
+    if count < 1:
+        print(f"podlink bench: {option} must be at least 1", file=sys.stderr)
         return 2
 
-    def measure(work_dir: Path) -> str:
-        with bench_broker(broker_kind, bootstrap) as broker:
-            return _measure(settings, pathways, broker, work_dir)
-    return run_in_work_dir("podlink-bench-", measure)
+    def on_broker(work_dir: Path) -> str:
+        with bench_broker(kind, bootstrap) as broker:
+            return measure(broker, work_dir)
+    return run_in_work_dir(prefix, on_broker)
 
 
 def run_in_work_dir(prefix: str, measure: Callable[[Path], str]) -> int:

@@ -10,16 +10,13 @@ every deadline, and later ones) and an upper bound of the worker's event-loop la
 The worker logs nothing per scan, and this is a measurement only, so the scan is timed by
 running the scan's own code in this process over the worker's RocksDB data once it has stopped
 (as `--recovery` does). The loop lag is the slowest /healthz answer while polling every 10 ms
-from the load's start until after those two scans (loop_lag.py).
-
-Apache Kafka (the jar broker) unless --bootstrap is given: Tansu under-reports end offsets,
-which Faust's recovery takes for a corrupt store.
+from the load's start until after those two scans (loop_lag.py). It runs on the broker
+`--recovery` runs on, for the same reason.
 """
 from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -34,24 +31,12 @@ from podlink.services.embedded_broker import free_port
 from podlink.services.samples import send_records
 from podlink.services.topics import ensure_topics
 from podlink.streams.worker.settings import Settings
-from podlink_devtools.bench import (
-    BenchError,
-    run_in_work_dir,
-    start_group_at_end,
-    start_worker,
-    stop_worker,
-)
-from podlink_devtools.brokers import BenchBroker, bench_broker
+from podlink_devtools import bench, recovery_bench
+from podlink_devtools.bench import BenchError
+from podlink_devtools.brokers import BenchBroker
 from podlink_devtools.console import progress
 from podlink_devtools.loop_lag import POLL_INTERVAL, HealthzProbe, LoopLag
-from podlink_devtools.recovery_bench import (
-    SCAN_PASSES,
-    Scan,
-    end_offsets,
-    open_referrals,
-    scan_deadlines,
-    wait_for_line,
-)
+from podlink_devtools.recovery_bench import SCAN_PASSES, Scan
 
 # No new record processed for this long means the worker is stuck, not slow.
 STALL_TIMEOUT = 120.0
@@ -86,14 +71,8 @@ class Changelog:
 
 
 def run_open_episodes_bench(settings: Settings, episodes: int, bootstrap: str | None) -> int:
-    if episodes < 1:
-        print("podlink bench: --open-episodes must be at least 1", file=sys.stderr)
-        return 2
-
-    def measure(work_dir: Path) -> str:
-        with bench_broker("kafka", bootstrap) as broker:
-            return _measure(settings, episodes, broker, work_dir)
-    return run_in_work_dir("podlink-open-episodes-", measure)
+    return bench.run_on_broker(("--open-episodes", episodes), "kafka", bootstrap, "podlink-open-episodes-",
+                               lambda broker, work_dir: _measure(settings, episodes, broker, work_dir))
 
 
 def _measure(settings: Settings, episodes: int, broker: BenchBroker, work_dir: Path) -> str:
@@ -101,12 +80,12 @@ def _measure(settings: Settings, episodes: int, broker: BenchBroker, work_dir: P
     group = f"podlink-open-{run_id}"
     partitions = ensure_topics(broker.bootstrap, settings.partitions, settings.replication_factor)
     # A new group would otherwise start with every event the topics already hold.
-    asyncio.run(start_group_at_end(broker.bootstrap, group))
-    records = open_referrals(f"OPEN-{run_id}", episodes)
+    asyncio.run(bench.start_group_at_end(broker.bootstrap, group))
+    records = recovery_bench.open_referrals(f"OPEN-{run_id}", episodes)
     data_dir, log, port = work_dir / "data", work_dir / "worker.log", free_port()
-    worker = start_worker(broker.bootstrap, group, data_dir, log, web_port=port)
+    worker = bench.start_worker(broker.bootstrap, group, data_dir, log, web_port=port)
     try:
-        wait_for_line(log, worker, lambda line: line.get("event") == "tables recovered")
+        recovery_bench.wait_for_line(log, worker, lambda line: line.get("event") == "tables recovered")
         idle = _memory(worker.pid)
         with HealthzProbe(port) as probe:
             started = time.monotonic()
@@ -119,10 +98,10 @@ def _measure(settings: Settings, episodes: int, broker: BenchBroker, work_dir: P
             counts = _wait_for_scans(port, worker, counts.scans + SCANS_AFTER_LOAD)
         loaded = _memory(worker.pid)
     finally:
-        stop_worker(worker)
+        bench.stop_worker(worker)
     assert probe.result is not None  # the probe's block ended without an exception
     changelogs = _changelogs(broker.bootstrap, group)
-    scan = scan_deadlines(data_dir)
+    scan = recovery_bench.scan_deadlines(data_dir)
     return _report(episodes, len(records), partitions, broker.label, load_seconds, counts, idle,
                    loaded, changelogs, scan, probe.result)
 
@@ -194,7 +173,7 @@ def _changelogs(bootstrap: str, group: str) -> list[Changelog]:
         topics = sorted(t for t in consumer.topics() if t.startswith(f"{group}-") and t.endswith("-changelog"))
     finally:
         consumer.close()
-    ends = end_offsets(bootstrap, tuple(topics))
+    ends = recovery_bench.end_offsets(bootstrap, tuple(topics))
     sizes = _log_dir_sizes(bootstrap, topics)
     return [Changelog(topic, sum(end for tp, end in ends.items() if tp.topic == topic),
                       None if sizes is None else sizes.get(topic, 0))

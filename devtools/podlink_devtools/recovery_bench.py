@@ -17,7 +17,6 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,12 +36,11 @@ from podlink.streams.worker.deadline_scan import DeadlineEntries
 from podlink.streams.worker.settings import INPUT_TOPICS, Settings
 from podlink_devtools.bench import (
     BenchError,
-    run_in_work_dir,
+    run_on_broker,
     start_group_at_end,
     start_worker,
     stop_worker,
 )
-from podlink_devtools.brokers import bench_broker
 from podlink_devtools.console import progress
 
 TABLES = ("episodes", "deadlines")
@@ -70,14 +68,9 @@ class Scan:
 
 
 def run_recovery_bench(settings: Settings, episodes: int, bootstrap: str | None) -> int:
-    if episodes < 1:
-        print("podlink bench: --recovery must be at least 1", file=sys.stderr)
-        return 2
-
-    def measure(work_dir: Path) -> str:
-        with bench_broker("kafka", bootstrap) as broker:
-            return _measure(settings, episodes, broker.bootstrap, broker.label, work_dir)
-    return run_in_work_dir("podlink-recovery-", measure)
+    return run_on_broker(("--recovery", episodes), "kafka", bootstrap, "podlink-recovery-",
+                         lambda broker, work_dir: _measure(settings, episodes, broker.bootstrap,
+                                                           broker.label, work_dir))
 
 
 def _measure(settings: Settings, episodes: int, bootstrap: str, broker: str, work_dir: Path) -> str:
