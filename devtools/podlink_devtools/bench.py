@@ -238,8 +238,10 @@ async def _forward_all(bootstrap: str, source: str, sink: str, count: int,
 def _create_topics(bootstrap: str, names: tuple[str, ...], partitions: int, replication: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-bench")
     try:
+        # Apache Kafka creates topics asynchronously: a producer sending at once would log an
+        # error ("not found in cluster metadata") among the figures on stdout, then retry.
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=replication)
-                             for name in names])
+                             for name in names], wait_for_metadata=True)
     finally:
         admin.close()
 
