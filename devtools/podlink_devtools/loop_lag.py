@@ -17,7 +17,7 @@ from multiprocessing.synchronize import Event
 from types import TracebackType
 from typing import Self
 
-from podlink_devtools.bench import percentile
+from podlink_devtools.bench import BenchError, percentile
 
 POLL_INTERVAL = 0.010
 # A loop blocked longer than this is a stuck worker, counted among the failures.
@@ -39,23 +39,29 @@ class HealthzProbe:
     def __init__(self, port: int) -> None:
         context = multiprocessing.get_context("spawn")
         self._stop = context.Event()
-        self._results, sender = context.Pipe(duplex=False)
-        self._process = context.Process(target=_poll, args=(port, self._stop, sender), daemon=True)
+        self._results, self._sender = context.Pipe(duplex=False)
+        self._process = context.Process(target=_poll, args=(port, self._stop, self._sender), daemon=True)
         self.result: LoopLag | None = None
 
     def __enter__(self) -> Self:
         self._process.start()
+        # Only the poller writes: with this end closed here, its death ends recv() with EOFError.
+        self._sender.close()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self._stop.set()
-        if kind is None:
-            times, failures = self._results.recv()
-            self.result = _summary(times, failures)
-        self._process.join(REQUEST_TIMEOUT + 5)
-        if self._process.is_alive():
-            self._process.kill()
+        try:
+            if kind is None:
+                times, failures = self._results.recv()
+                self.result = _summary(times, failures)
+        except EOFError:
+            raise BenchError("the /healthz poller died before reporting") from None
+        finally:
+            self._process.join(REQUEST_TIMEOUT + 5)
+            if self._process.is_alive():
+                self._process.kill()
 
 
 def _poll(port: int, stop: Event, results: Connection) -> None:
