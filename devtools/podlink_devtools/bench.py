@@ -17,8 +17,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,15 +29,12 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError
 
 from podlink.fhir_mappings.resource_ids import bundle_id
-from podlink.services.embedded_broker import (
-    BrokerStartError,
-    EmbeddedBroker,
-    free_port,
-    log_tail,
-)
+from podlink.services.embedded_broker import BrokerStartError, free_port, log_tail
 from podlink.services.samples import stream
 from podlink.services.topics import TopicLayoutError, ensure_topics
 from podlink.streams.worker.settings import FHIR_TOPIC, INPUT_TOPICS, Settings
+from podlink_devtools.brokers import BenchBroker, BrokerKind, bench_broker
+from podlink_devtools.console import progress
 from podlink_devtools.worker_process import launch, stop, worker_environment
 
 # On-time pathways from long ago: each meets its deadline within its own burst of events, and
@@ -112,15 +109,26 @@ class Phase:
     p99_ms: float
 
 
-def run_bench(settings: Settings, pathways: int, bootstrap: str | None) -> int:
-    if pathways < 1:
-        print("podlink bench: --pathways must be at least 1", file=sys.stderr)
+def run_bench(settings: Settings, pathways: int, broker_kind: BrokerKind, bootstrap: str | None) -> int:
+    return run_on_broker(("--pathways", pathways), broker_kind, bootstrap, "podlink-bench-",
+                         lambda broker, work_dir: _measure(settings, pathways, broker, work_dir))
+
+
+def run_on_broker(size: tuple[str, int], kind: BrokerKind, bootstrap: str | None, prefix: str,
+                  measure: Callable[[BenchBroker, Path], str]) -> int:
+    """What `measure` reports on a new broker (see bench_broker) and work directory.
+
+    `size` is the option that sets how much to load, and its value: at least 1, or exit code 2.
+    """
+    option, count = size
+    if count < 1:
+        print(f"podlink bench: {option} must be at least 1", file=sys.stderr)
         return 2
 
-    def measure(work_dir: Path) -> str:
-        with _broker(bootstrap) as address:
-            return _measure(settings, pathways, address, bootstrap is None, work_dir)
-    return run_in_work_dir("podlink-bench-", measure)
+    def on_broker(work_dir: Path) -> str:
+        with bench_broker(kind, bootstrap) as broker:
+            return measure(broker, work_dir)
+    return run_in_work_dir(prefix, on_broker)
 
 
 def run_in_work_dir(prefix: str, measure: Callable[[Path], str]) -> int:
@@ -151,33 +159,23 @@ def run_in_work_dir(prefix: str, measure: Callable[[Path], str]) -> int:
     return 0
 
 
-@contextmanager
-def _broker(bootstrap: str | None) -> Iterator[str]:
-    if bootstrap is not None:
-        yield bootstrap
-        return
-    progress("starting an embedded Tansu broker (memory only)")
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap
-
-
-def _measure(settings: Settings, pathways: int, bootstrap: str, embedded: bool, work_dir: Path) -> str:
+def _measure(settings: Settings, pathways: int, broker: BenchBroker, work_dir: Path) -> str:
+    bootstrap = broker.bootstrap
     run_id = uuid.uuid4().hex[:8]
     records = _synthetic(f"BENCH-{run_id}-S", pathways)
     partitions = ensure_topics(bootstrap, settings.partitions, settings.replication_factor)
     progress(f"{pathways} pathways, {len(records)} events; measuring the plain aiokafka ceiling")
     ceiling = asyncio.run(_ceiling(bootstrap, records, partitions, settings.replication_factor, run_id))
     group = f"podlink-bench-{run_id}"
-    if not embedded:
+    if not broker.tansu:
         # A new group would otherwise start with every event the topics already hold.
         asyncio.run(start_group_at_end(bootstrap, group))
-    worker = start_worker(bootstrap, group, work_dir / "data", work_dir / "worker.log", embedded)
+    worker = start_worker(bootstrap, group, work_dir / "data", work_dir / "worker.log", broker.tansu)
     try:
         saturated, paced = asyncio.run(_end_to_end(bootstrap, worker, records, run_id))
     finally:
         stop_worker(worker)
-    broker = "embedded Tansu (memory)" if embedded else bootstrap
-    return _report(pathways, partitions, broker, ceiling, saturated, paced)
+    return _report(pathways, partitions, broker.label, ceiling, saturated, paced)
 
 
 def _synthetic(prefix: str, pathways: int) -> list[BenchRecord]:
@@ -240,8 +238,10 @@ async def _forward_all(bootstrap: str, source: str, sink: str, count: int,
 def _create_topics(bootstrap: str, names: tuple[str, ...], partitions: int, replication: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-bench")
     try:
+        # Apache Kafka creates topics asynchronously: a producer sending at once would log an
+        # error ("not found in cluster metadata") among the figures on stdout, then retry.
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=replication)
-                             for name in names])
+                             for name in names], wait_for_metadata=True)
     finally:
         admin.close()
 
@@ -272,12 +272,13 @@ async def start_group_at_end(bootstrap: str, group: str) -> None:
 
 
 def start_worker(bootstrap: str, group: str, data_dir: Path, log_path: Path,
-                 embedded: bool = False) -> subprocess.Popen[bytes]:
+                 tansu: bool = False, web_port: int | None = None) -> subprocess.Popen[bytes]:
+    """A worker in a process of its own; `web_port` for a bench that reads its endpoints."""
     # Tansu under-reports end offsets, which Faust's recovery check takes for a corrupt store.
-    extra = {"PODLINK_RECOVERY_CONSISTENCY_CHECK": "false"} if embedded else {}
+    extra = {"PODLINK_RECOVERY_CONSISTENCY_CHECK": "false"} if tansu else {}
     # Its own session keeps Ctrl-C from stopping the worker before the bench has stopped.
-    worker = launch(worker_environment(bootstrap, data_dir, group, free_port(), extra), log_path,
-                    new_session=True)
+    env = worker_environment(bootstrap, data_dir, group, web_port or free_port(), extra)
+    worker = launch(env, log_path, new_session=True)
     progress(f"worker started (pid {worker.pid}, log {log_path})")
     return worker
 
@@ -396,25 +397,19 @@ def _phase(collector: Collector) -> Phase:
     first_ms, last_sent_ms = min(collector.sent_ms.values()), max(collector.sent_ms.values())
     return Phase(collector.total, _rate(collector.total, collector.last_ms - first_ms),
                  _rate(collector.total, last_sent_ms - first_ms),
-                 _percentile(latencies, 0.50), _percentile(latencies, 0.99))
+                 percentile(latencies, 0.50), percentile(latencies, 0.99))
 
 
 def _rate(events: int, elapsed_ms: int) -> float:
     return events * 1000 / max(elapsed_ms, 1)
 
 
-def _percentile(ordered: list[float], share: float) -> float:
+def percentile(ordered: list[float], share: float) -> float:
     """Nearest rank: the smallest value with at least `share` of all values at or below it."""
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
 # -- output -------------------------------------------------------------------------------------
-
-def progress(text: str) -> None:
-    # Starts with a carriage return to replace a live progress line, if one is showing.
-    start = "\r\x1b[K" if sys.stderr.isatty() else ""
-    print(f"{start}podlink bench: {text}", file=sys.stderr, flush=True)
-
 
 def _ms(value: float) -> str:
     return f"{value:.1f}" if value < 100 else f"{value:.0f}"

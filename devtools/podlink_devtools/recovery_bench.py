@@ -17,11 +17,8 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,15 +34,14 @@ from podlink.services.topics import ensure_topics
 from podlink.streams.core.deadlines import due_alerts
 from podlink.streams.worker.deadline_scan import DeadlineEntries
 from podlink.streams.worker.settings import INPUT_TOPICS, Settings
-from podlink_devtools.apache_kafka import KAFKA_VERSION, ApacheKafkaBroker
 from podlink_devtools.bench import (
     BenchError,
-    progress,
-    run_in_work_dir,
+    run_on_broker,
     start_group_at_end,
     start_worker,
     stop_worker,
 )
+from podlink_devtools.console import progress
 
 TABLES = ("episodes", "deadlines")
 # No load progress for this long means the worker is stuck, not slow.
@@ -72,24 +68,9 @@ class Scan:
 
 
 def run_recovery_bench(settings: Settings, episodes: int, bootstrap: str | None) -> int:
-    if episodes < 1:
-        print("podlink bench: --recovery must be at least 1", file=sys.stderr)
-        return 2
-
-    def measure(work_dir: Path) -> str:
-        with _broker(bootstrap) as (address, label):
-            return _measure(settings, episodes, address, label, work_dir)
-    return run_in_work_dir("podlink-recovery-", measure)
-
-
-@contextmanager
-def _broker(bootstrap: str | None) -> Iterator[tuple[str, str]]:
-    if bootstrap is not None:
-        yield bootstrap, bootstrap
-        return
-    progress(f"starting Apache Kafka {KAFKA_VERSION} (jar, single node)")
-    with ApacheKafkaBroker() as broker:
-        yield broker.bootstrap, f"Apache Kafka {KAFKA_VERSION} (jar)"
+    return run_on_broker(("--recovery", episodes), "kafka", bootstrap, "podlink-recovery-",
+                         lambda broker, work_dir: _measure(settings, episodes, broker.bootstrap,
+                                                           broker.label, work_dir))
 
 
 def _measure(settings: Settings, episodes: int, bootstrap: str, broker: str, work_dir: Path) -> str:
@@ -99,11 +80,11 @@ def _measure(settings: Settings, episodes: int, bootstrap: str, broker: str, wor
     # A new group would otherwise start with every event the topics already hold.
     asyncio.run(start_group_at_end(bootstrap, group))
     data_dir = work_dir / "data"
-    records = _open_referrals(f"RECOVERY-{run_id}", episodes)
+    records = open_referrals(f"RECOVERY-{run_id}", episodes)
     load_log = work_dir / "1-load.log"
     worker = start_worker(bootstrap, group, data_dir, load_log)
     try:
-        _wait_for_line(load_log, worker, lambda line: line.get("event") == "tables recovered")
+        wait_for_line(load_log, worker, lambda line: line.get("event") == "tables recovered")
         progress(f"loading {episodes} open episodes ({len(records)} events)")
         send_records(bootstrap, records, linger_ms=20)
         _wait_until_processed(bootstrap, group, worker)
@@ -112,11 +93,11 @@ def _measure(settings: Settings, episodes: int, bootstrap: str, broker: str, wor
     warm = _restart("warm", bootstrap, group, data_dir, work_dir / "2-warm.log", run_id)
     shutil.rmtree(data_dir)
     cold = _restart("cold", bootstrap, group, data_dir, work_dir / "3-cold.log", run_id)
-    scan = _scan(data_dir)
+    scan = scan_deadlines(data_dir)
     return _report(episodes, len(records), partitions, broker, warm, cold, scan)
 
 
-def _open_referrals(prefix: str, episodes: int) -> list[Record]:
+def open_referrals(prefix: str, episodes: int) -> list[Record]:
     # Received an hour ago: the deadline is open and comes at risk only 17 hours later, so
     # no alert is raised while the bench runs.
     received = datetime.now(timezone.utc) - timedelta(hours=1)
@@ -125,7 +106,7 @@ def _open_referrals(prefix: str, episodes: int) -> list[Record]:
 
 # -- what the broker says: input read and committed, changelog sizes ---------------------------
 
-def _end_offsets(bootstrap: str, topics: tuple[str, ...]) -> dict[TopicPartition, int]:
+def end_offsets(bootstrap: str, topics: tuple[str, ...]) -> dict[TopicPartition, int]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                              allow_auto_create_topics=False)
     try:
@@ -149,7 +130,7 @@ def _committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
 
 def _wait_until_processed(bootstrap: str, group: str, worker: subprocess.Popen[bytes]) -> None:
     """Until the group has committed every input record: the worker processed them all."""
-    ends = _end_offsets(bootstrap, INPUT_TOPICS)
+    ends = end_offsets(bootstrap, INPUT_TOPICS)
     total = sum(ends.values())
     done, last_progress, last_done = 0, time.monotonic(), -1
     while done < total:
@@ -166,7 +147,7 @@ def _wait_until_processed(bootstrap: str, group: str, worker: subprocess.Popen[b
 
 
 def _changelog_total(bootstrap: str, group: str) -> int:
-    return sum(_end_offsets(bootstrap, tuple(f"{group}-{t}-changelog" for t in TABLES)).values())
+    return sum(end_offsets(bootstrap, tuple(f"{group}-{t}-changelog" for t in TABLES)).values())
 
 
 # -- a restart, timed until the worker serves again --------------------------------------------
@@ -179,7 +160,7 @@ def _restart(label: str, bootstrap: str, group: str, data_dir: Path, log: Path, 
     worker = start_worker(bootstrap, group, data_dir, log)
     try:
         send_records(bootstrap, pathway(sentinel, datetime.now(timezone.utc), "at-risk")[:1])
-        served = _wait_for_line(log, worker, lambda line: line.get("event") == "record"
+        served = wait_for_line(log, worker, lambda line: line.get("event") == "record"
                                 and line.get("referral") == sentinel)
     finally:
         stop_worker(worker)
@@ -196,7 +177,7 @@ def _restart(label: str, bootstrap: str, group: str, data_dir: Path, log: Path, 
     return restart
 
 
-def _wait_for_line(log: Path, worker: subprocess.Popen[bytes], predicate: Any) -> dict[str, Any]:
+def wait_for_line(log: Path, worker: subprocess.Popen[bytes], predicate: Any) -> dict[str, Any]:
     give_up = time.monotonic() + SERVE_TIMEOUT
     while time.monotonic() < give_up:
         if worker.poll() is not None:
@@ -225,7 +206,7 @@ def _timestamp(line: dict[str, Any]) -> float:
 
 # -- one deadline scan over the table the cold restart rebuilt ---------------------------------
 
-def _scan(data_dir: Path) -> Scan:
+def scan_deadlines(data_dir: Path) -> Scan:
     """Time what each scan does: read every stored deadline, parse it and ask what is due.
 
     Faust keeps one RocksDB per table partition; these are read as the worker reads them,

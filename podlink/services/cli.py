@@ -43,14 +43,23 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     bench = commands.add_parser(
         "bench", help="measure end-to-end throughput and latency against a ceiling",
-        description="Pushes synthetic referral pathways through a broker (embedded unless "
-        "--bootstrap is given) and reports events/s, p50/p99 latency to the FHIR message, and "
-        "the plain-aiokafka ceiling measured in the same run. With --recovery, measures "
-        "instead what a restart costs a worker holding that many open episodes.")
+        description="Pushes synthetic referral pathways through a broker (embedded Tansu, "
+        "Apache Kafka from jars with --broker kafka, or --bootstrap) and reports events/s, p50/p99 "
+        "latency to the FHIR message, and the plain-aiokafka ceiling measured in the same run. "
+        "With --recovery, measures instead what a restart costs a worker holding that many open "
+        "episodes; with --open-episodes, what holding them costs while it runs.")
     bench.add_argument("--pathways", type=int, default=2000, help="referral pathways (default 2000)")
-    bench.add_argument("--recovery", type=int, default=None, metavar="EPISODES",
-                       help="time a restart with EPISODES open episodes, with the RocksDB data "
-                       "kept and lost, and one deadline scan (on Apache Kafka unless --bootstrap)")
+    bench.add_argument("--broker", choices=("tansu", "kafka"), default="tansu",
+                       help="broker the throughput bench starts: embedded Tansu (default) or "
+                       "Apache Kafka from the jars the tests use")
+    mode = bench.add_mutually_exclusive_group()
+    mode.add_argument("--recovery", type=int, default=None, metavar="EPISODES",
+                      help="time a restart with EPISODES open episodes, with the RocksDB data "
+                      "kept and lost, and one deadline scan (on Apache Kafka unless --bootstrap)")
+    mode.add_argument("--open-episodes", type=int, default=None, metavar="EPISODES",
+                      help="load EPISODES open episodes into one worker and report its memory, "
+                      "changelog sizes, deadline scan times and an upper bound of its event-loop "
+                      "lag (on Apache Kafka unless --bootstrap)")
     bench.add_argument("--bootstrap", default=None, help="broker to use instead of an embedded one")
     _add_operator_tools(commands)
     return parser
@@ -152,6 +161,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     # The benchmarks are development tools, outside the podlink wheel (devtools/).
     try:
         from podlink_devtools.bench import run_bench
+        from podlink_devtools.open_episodes_bench import run_open_episodes_bench
         from podlink_devtools.recovery_bench import run_recovery_bench
     except ImportError:
         print("podlink: bench is a development tool: from a source checkout, run scripts/bootstrap "
@@ -159,7 +169,9 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     if args.recovery is not None:
         return run_recovery_bench(settings, args.recovery, args.bootstrap)
-    return run_bench(settings, args.pathways, args.bootstrap)
+    if args.open_episodes is not None:
+        return run_open_episodes_bench(settings, args.open_episodes, args.bootstrap)
+    return run_bench(settings, args.pathways, args.broker, args.bootstrap)
 
 
 if __name__ == "__main__":

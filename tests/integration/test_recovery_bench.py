@@ -1,12 +1,9 @@
 """`podlink bench --recovery` at a tiny scale, on the jar Apache Kafka it starts: so it cannot rot."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
-from tests.support.worker_process import REPO
+from tests.integration.bench_cli import run_bench
 
 SUMMARY = re.compile(
     r"^recovery: (?P<n>\d+) episodes, warm (?P<warm>\d+\.\d\d) s \((?P<warm_read>\d+) changelog records\), "
@@ -21,11 +18,7 @@ SCAN = re.compile(r"^  one deadline scan over (?P<deadlines>\d+) open deadlines:
 
 
 def test_recovery_bench_reads_less_changelog_with_its_data_kept_than_without() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODLINK_")}
-    result = subprocess.run([sys.executable, "-m", "podlink.services.cli", "bench", "--recovery", "50"],
-                            cwd=REPO, env=env, text=True, capture_output=True, timeout=280)
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+    lines = run_bench("--recovery", "50", timeout=280).stdout.strip().splitlines()
     summary = SUMMARY.match(lines[-1])
     assert summary, lines[-1]
     assert int(summary["n"]) == 50

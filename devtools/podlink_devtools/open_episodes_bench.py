@@ -1,0 +1,235 @@
+"""`podlink bench --open-episodes N`: what N open episodes cost one worker while it runs.
+
+It loads N open referrals (received an hour ago, accepted, first contact made: the
+first-meeting deadline is open and not yet at risk, so no alert fires) into a real worker and
+waits until the worker's own /metrics count every record processed and two deadline scans over
+all of them. Then it reports what the episodes cost: the worker's resident memory, the size of
+its tables' changelogs, how long a deadline scan takes (the first after a start, which parses
+every deadline, and later ones) and an upper bound of the worker's event-loop lag.
+
+The worker logs nothing per scan, and this is a measurement only, so the scan is timed by
+running the scan's own code in this process over the worker's RocksDB data once it has stopped
+(as `--recovery` does). The loop lag is the slowest /healthz answer while polling every 10 ms
+from the load's start until after those two scans (loop_lag.py). It runs on the broker
+`--recovery` runs on, for the same reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.errors import KafkaError
+from prometheus_client.parser import text_string_to_metric_families
+
+from podlink.services.embedded_broker import free_port
+from podlink.services.samples import send_records
+from podlink.services.topics import ensure_topics
+from podlink.streams.worker.settings import Settings
+from podlink_devtools import bench, recovery_bench
+from podlink_devtools.bench import BenchError
+from podlink_devtools.brokers import BenchBroker
+from podlink_devtools.console import progress
+from podlink_devtools.loop_lag import POLL_INTERVAL, HealthzProbe, LoopLag
+from podlink_devtools.recovery_bench import SCAN_PASSES, Scan
+
+# No new record processed for this long means the worker is stuck, not slow.
+STALL_TIMEOUT = 120.0
+# Complete deadline scans to wait for once every record is processed: the first may have begun
+# before the last records, the second runs over all of them (and is what steady state costs).
+SCANS_AFTER_LOAD = 2
+METRICS_POLL = 1.0
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Memory:
+    rss: int  # bytes: VmRSS now
+    peak: int  # bytes: VmHWM, the highest VmRSS since the process started
+
+
+@dataclass(frozen=True)
+class WorkerCounts:
+    """What the worker's /metrics say: records processed, dead letters and the last scan."""
+
+    records: int
+    dead_letters: int
+    open_episodes: int  # as of the last deadline scan
+    scans: int
+
+
+@dataclass(frozen=True)
+class Changelog:
+    topic: str
+    records: int  # end offsets: every record written, none compacted yet
+    size: int | None  # bytes on the broker's disk; None if it does not describe its log dirs
+
+
+def run_open_episodes_bench(settings: Settings, episodes: int, bootstrap: str | None) -> int:
+    return bench.run_on_broker(("--open-episodes", episodes), "kafka", bootstrap, "podlink-open-episodes-",
+                               lambda broker, work_dir: _measure(settings, episodes, broker, work_dir))
+
+
+def _measure(settings: Settings, episodes: int, broker: BenchBroker, work_dir: Path) -> str:
+    run_id = uuid.uuid4().hex[:8]
+    group = f"podlink-open-{run_id}"
+    partitions = ensure_topics(broker.bootstrap, settings.partitions, settings.replication_factor)
+    # A new group would otherwise start with every event the topics already hold.
+    asyncio.run(bench.start_group_at_end(broker.bootstrap, group))
+    records = recovery_bench.open_referrals(f"OPEN-{run_id}", episodes)
+    data_dir, log, port = work_dir / "data", work_dir / "worker.log", free_port()
+    worker = bench.start_worker(broker.bootstrap, group, data_dir, log, web_port=port)
+    try:
+        recovery_bench.wait_for_line(log, worker, lambda line: line.get("event") == "tables recovered")
+        idle = _memory(worker.pid)
+        with HealthzProbe(port) as probe:
+            started = time.monotonic()
+            progress(f"loading {episodes} open episodes ({len(records)} events)")
+            send_records(broker.bootstrap, records, linger_ms=20)
+            counts = _wait_until_processed(port, worker, len(records))
+            load_seconds = time.monotonic() - started
+            progress(f"all {counts.records} records processed in {load_seconds:.1f} s; waiting for "
+                     f"{SCANS_AFTER_LOAD} deadline scans over them")
+            counts = _wait_for_scans(port, worker, counts.scans + SCANS_AFTER_LOAD)
+        loaded = _memory(worker.pid)
+    finally:
+        bench.stop_worker(worker)
+    assert probe.result is not None  # the probe's block ended without an exception
+    changelogs = _changelogs(broker.bootstrap, group)
+    scan = recovery_bench.scan_deadlines(data_dir)
+    return _report(episodes, len(records), partitions, broker.label, load_seconds, counts, idle,
+                   loaded, changelogs, scan, probe.result)
+
+
+# -- the worker as its process and its /metrics show it ----------------------------------------
+
+def _memory(pid: int) -> Memory:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) * 1024  # the kernel reports kB
+    return Memory(fields["VmRSS"], fields["VmHWM"])
+
+
+def _counts(port: int) -> WorkerCounts:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue  # prometheus_client's creation timestamps, not counts
+            values[sample.name] = values.get(sample.name, 0.0) + sample.value
+    return WorkerCounts(int(values.get("podlink_records_total", 0)),
+                        int(values.get("podlink_dead_letters_total", 0)),
+                        int(values.get("podlink_open_episodes", 0)),
+                        int(values.get("podlink_deadline_scans_total", 0)))
+
+
+def _wait_until_processed(port: int, worker: subprocess.Popen[bytes], total: int) -> WorkerCounts:
+    """Until the worker has counted `total` records processed: a positive control on the load."""
+    last, last_progress = -1, time.monotonic()
+    while True:
+        if worker.poll() is not None:
+            raise BenchError(f"the worker exited with code {worker.returncode} while loading")
+        counts = _counts(port)
+        if counts.dead_letters:
+            raise BenchError(f"{counts.dead_letters} records went to dead letters: the load is not "
+                             "what the bench means to measure")
+        if counts.records >= total:
+            return counts
+        if counts.records != last:
+            progress(f"loading: {counts.records}/{total} records processed")
+            last, last_progress = counts.records, time.monotonic()
+        elif time.monotonic() - last_progress > STALL_TIMEOUT:
+            raise BenchError(f"no progress for {STALL_TIMEOUT:.0f} s ({counts.records}/{total} records)")
+        time.sleep(METRICS_POLL)
+
+
+def _wait_for_scans(port: int, worker: subprocess.Popen[bytes], scans: int) -> WorkerCounts:
+    give_up = time.monotonic() + STALL_TIMEOUT
+    while time.monotonic() < give_up:
+        if worker.poll() is not None:
+            raise BenchError(f"the worker exited with code {worker.returncode} after loading")
+        counts = _counts(port)
+        if counts.scans >= scans:
+            return counts
+        time.sleep(METRICS_POLL)
+    raise BenchError(f"the worker did not complete {SCANS_AFTER_LOAD} deadline scans in "
+                     f"{STALL_TIMEOUT:.0f} s after loading")
+
+
+# -- what the broker holds: the tables' changelogs ---------------------------------------------
+
+def _changelogs(bootstrap: str, group: str) -> list[Changelog]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        topics = sorted(t for t in consumer.topics() if t.startswith(f"{group}-") and t.endswith("-changelog"))
+    finally:
+        consumer.close()
+    ends = recovery_bench.end_offsets(bootstrap, tuple(topics))
+    sizes = _log_dir_sizes(bootstrap, topics)
+    return [Changelog(topic, sum(end for tp, end in ends.items() if tp.topic == topic),
+                      None if sizes is None else sizes.get(topic, 0))
+            for topic in topics]
+
+
+def _log_dir_sizes(bootstrap: str, topics: list[str]) -> dict[str, int] | None:
+    """Bytes per topic on the brokers' disks (DescribeLogDirs); None if the broker will not say."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-bench")
+    try:
+        brokers = admin.describe_log_dirs(topic_partitions=topics)
+    except KafkaError:
+        return None
+    finally:
+        admin.close()
+    sizes: dict[str, int] = {}
+    for broker in brokers:
+        for log_dir in broker["log_dirs"]:
+            for topic in log_dir["topics"]:
+                sizes[topic["name"]] = sizes.get(topic["name"], 0) + sum(
+                    p["partition_size"] for p in topic["partitions"])
+    return sizes
+
+
+# -- output -------------------------------------------------------------------------------------
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:.1f}"
+
+
+def _report(episodes: int, events: int, partitions: int, broker: str, load_seconds: float,
+            counts: WorkerCounts, idle: Memory, loaded: Memory, changelogs: list[Changelog],
+            scan: Scan, lag: LoopLag) -> str:
+    records = sum(c.records for c in changelogs)
+    sizes = [c.size for c in changelogs]
+    size = "n/a" if None in sizes else _mib(sum(s or 0 for s in sizes))
+    first_ms, later_ms = scan.first_seconds * 1000, scan.seconds * 1000
+    return "\n".join([
+        f"podlink bench --open-episodes: {episodes} open episodes ({events} events), {partitions} "
+        f"partitions, broker {broker}",
+        f"  loaded in {load_seconds:.1f} s ({events / load_seconds:.0f} events/s); the worker counted "
+        f"{counts.records} records processed, and its last deadline scan {counts.open_episodes} open "
+        f"episodes",
+        # Before the load includes no FHIR models yet: the first records import them.
+        f"  worker resident memory (VmRSS): {_mib(idle.rss)} MiB before the load, {_mib(loaded.rss)} "
+        f"MiB after it (peak {_mib(loaded.peak)} MiB)",
+        *(f"  changelog {c.topic}: {c.records} records, "
+          f"{'n/a' if c.size is None else _mib(c.size)} MiB" for c in changelogs),
+        f"  deadline scan over {scan.deadlines} open deadlines (the scan's code, run by the bench "
+        f"on the worker's RocksDB data): first after a start {first_ms:.1f} ms (parses every "
+        f"deadline), later {later_ms:.1f} ms (median of {SCAN_PASSES - 1})",
+        f"  event-loop lag, upper bound: slowest /healthz answer {lag.max_ms:.1f} ms, p99 "
+        f"{lag.p99_ms:.1f} ms, median {lag.median_ms:.1f} ms ({lag.samples} answers polled every "
+        f"{POLL_INTERVAL * 1000:.0f} ms during the load and {SCANS_AFTER_LOAD} scans, {lag.failures} "
+        f"failed; HTTP round trip included)",
+        f"open-episodes: {episodes} episodes, rss {_mib(loaded.rss)} MiB, changelog {records} records "
+        f"({size} MiB), first scan {first_ms:.1f} ms, later scans {later_ms:.1f} ms "
+        f"(median of {SCAN_PASSES - 1}), max loop lag {lag.max_ms:.1f} ms (upper bound, /healthz)",
+    ])
