@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podlink.streams.core.bounded_json import MAX_DEPTH, MAX_NUMBER_CHARS, MAX_RECORD_BYTES
+from podlink.streams.core.bounded_json import MAX_DEPTH, MAX_NUMBER_CHARS, MAX_RECORD_BYTES, load_bounded
 from podlink.streams.core.contract import (
     Accepted,
     Rejection,
@@ -70,10 +70,16 @@ def test_the_reason_says_which_field_and_rule(path, expected):
     (b'{"a": NaN}', "value has NaN or Infinity, which are not JSON"),
     (b'{"a": 1e400}', "value has a number too large for a double"),
     (b'{"a": "\\ud800"}', "value has a string escape that is not a Unicode character"),
+    (b'{"a": "x\\uDC00"}', "value has a string escape that is not a Unicode character"),
 ])
 def test_unreadable_values_are_rejected(value, reason):
     result = read_record(b"REF-1", value)
     assert isinstance(result, Rejection) and result.reason.startswith(reason)
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_are_read():
+    # A pair is one character (U+1F600); an escaped backslash then "ud800" is plain text.
+    assert load_bounded(b'{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001F600", "b": "\\ud800"}
 
 
 @pytest.mark.parametrize("key", [b"another-key", b"\xff", None])
