@@ -22,7 +22,12 @@ ALERT_TYPES: dict[str, str] = {
 def alert_event(deadline: Deadline, kind: AlertKind, now: datetime) -> dict[str, Any]:
     data: dict[str, Any] = {
         "policy": deadline.policy,
+        "audience": deadline.audience,
+        # A breach is the policy's severity; a warning before it, or the news that it is over, less.
+        "severity": deadline.severity if kind == "breached" else ("warning" if kind == "at-risk" else "info"),
         "teamCode": deadline.team_code,
+        "dueAt": utc_text(deadline.due_at),
+        "dueAtLocal": london(deadline.due_at),
         "deadline": utc_text(deadline.due_at),
         "deadlineLocal": london(deadline.due_at),
         "deadlineStart": utc_text(deadline.starts_at),

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from podlink.streams.core.episode import Episode, Policy
 
 AlertKind = Literal["at-risk", "breached", "resolved"]
+Audience = Literal["on-call", "team"]
+# PagerDuty Events v2's severities, which on-call tools already map to urgency.
+Severity = Literal["critical", "error", "warning", "info"]
 FIRST_MEETING = "first-meeting"
 LONDON = ZoneInfo("Europe/London")
 
@@ -23,6 +26,8 @@ class Deadline(BaseModel):
 
     referral_id: str
     policy: str = FIRST_MEETING
+    audience: Audience = "on-call"
+    severity: Severity = "critical"
     team_code: str | None
     starts_at: datetime
     due_at: datetime

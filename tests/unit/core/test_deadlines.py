@@ -133,3 +133,11 @@ def test_across_the_autumn_clock_change_the_deadline_is_24_elapsed_hours(host_in
     assert breached["deadlineStart"] == "2026-10-24T11:00:00Z"
     at_risk = alert_event(d, "at-risk", d.at_risk_from)["data"]
     assert at_risk["deadlineLocal"] == "2026-10-25T11:00:00+00:00" and at_risk["minutesPastDeadline"] == -360
+
+
+@pytest.mark.parametrize("kind, severity", [("at-risk", "warning"), ("breached", "critical"), ("resolved", "info")])
+def test_every_alert_names_its_audience_severity_and_due_time_in_utc_and_london(kind, severity):
+    d = _deadline()  # received 1 June 2026 09:00 UTC: due 2 June 09:00 UTC, 10:00 BST
+    data = alert_event(d, kind, T0 + hours(30))["data"]
+    assert (data["audience"], data["severity"]) == ("on-call", severity)
+    assert data["dueAt"] == "2026-06-02T09:00:00Z" and data["dueAtLocal"] == "2026-06-02T10:00:00+01:00"

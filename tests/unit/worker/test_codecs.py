@@ -6,14 +6,17 @@ from tests.support.episodes import T0, hours
 
 DEADLINE = Deadline(referral_id="REF-1", team_code="POD-A", starts_at=T0, due_at=T0 + hours(24),
                     at_risk_from=T0 + hours(18))
-# As app._store_deadline wrote it before the codecs existed.
+# As app._store_deadline wrote it before the codecs existed, and before alerts had an audience.
 STORED_DEADLINE = (b'{"partition":2,"deadline":{"referral_id":"REF-1","policy":"first-meeting",'
                    b'"team_code":"POD-A","starts_at":"2026-06-01T09:00:00Z","due_at":"2026-06-02T09:00:00Z",'
                    b'"at_risk_from":"2026-06-02T03:00:00Z","met_at":null,"closed_at":null}}')
 
 
-def test_a_deadline_entry_is_stored_as_before():
-    assert DEADLINE_ENTRY.encode(DeadlineEntry(2, DEADLINE)) == STORED_DEADLINE
+
+
+def test_a_deadline_entry_is_stored_as_before_with_its_audience_and_severity():
+    assert DEADLINE_ENTRY.encode(DeadlineEntry(2, DEADLINE)) == STORED_DEADLINE.replace(
+        b'"policy":"first-meeting",', b'"policy":"first-meeting","audience":"on-call","severity":"critical",')
 
 
 def test_a_stored_deadline_entry_loads():
