@@ -58,7 +58,8 @@ async def recorder() -> AsyncIterator[Recorder]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
+    # A hanging handler must not hold the test up at shutdown (aiohttp waits 60 s by default).
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
