@@ -81,7 +81,15 @@ async def serve(kafka: Settings, settings: NotifySettings, rota: Rota, environ: 
                 clock: Clock = utc_now, started: Callable[[], None] | None = None) -> None:
     """Runs until cancelled."""
     options: dict[str, Any] = aiokafka_security(kafka)
-    await asyncio.to_thread(ensure_state_topic, kafka.kafka_bootstrap, options, kafka.replication_factor)
+    # The alerts topic is the worker's to create (with its partition count): notify waits for it
+    # rather than have a consumer's metadata request auto-create it on brokers that allow that.
+    waiting = False
+    while ALERTS_TOPIC not in await asyncio.to_thread(
+            ensure_state_topic, kafka.kafka_bootstrap, options, kafka.replication_factor):
+        if not waiting:
+            log.info("notify waiting for its topic", topic=ALERTS_TOPIC)
+            waiting = True
+        await asyncio.sleep(1)
     store = StateStore(kafka.kafka_bootstrap, options)
     await store.start()
     producer = AIOKafkaProducer(bootstrap_servers=kafka.kafka_bootstrap, acks="all", **options)

@@ -62,15 +62,18 @@ def escalation_from_json(data: Mapping[str, Any]) -> Escalation:
     return Escalation(**fields)
 
 
-def ensure_state_topic(bootstrap: str, client_options: Mapping[str, Any], replication_factor: int) -> None:
+def ensure_state_topic(bootstrap: str, client_options: Mapping[str, Any], replication_factor: int) -> set[str]:
+    """Creates the state topic if it is missing; returns the names of the topics on the cluster."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-notify-admin", **client_options)
     try:
-        if STATE_TOPIC not in set(admin.list_topics()):
+        existing = set(admin.list_topics())
+        if STATE_TOPIC not in existing:
             try:
                 admin.create_topics([NewTopic(STATE_TOPIC, num_partitions=1, replication_factor=replication_factor,
                                               topic_configs=STATE_TOPIC_CONFIG)])
             except TopicAlreadyExistsError:
                 pass
+        return existing | {STATE_TOPIC}
     finally:
         admin.close()
 
