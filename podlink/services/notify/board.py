@@ -8,6 +8,7 @@ kept in the tab's sessionStorage only. No patient name or NHS number: the alerts
 """
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from html import escape
 from importlib.resources import files
@@ -19,6 +20,7 @@ from podlink.services.notify.escalation import Escalation
 from podlink.services.notify.messages import lateness, local_time
 
 REFRESH_SECONDS = 30
+REFRESH = web.AppKey("board_refresh_seconds", int)
 STATIC = files("podlink.services.notify") / "static"
 # The board's own files only: scripts and styles from this server, nothing inline.
 SECURITY_HEADERS = {
@@ -72,7 +74,13 @@ def _row(esc: Escalation, now: datetime) -> str:
     return (f'<tr class="nhsuk-table__row" data-state="{state_of(esc)}">' + "".join(cells) + "</tr>")
 
 
-def page_html(alerts: list[Escalation], now: datetime) -> str:
+def version(rows: str) -> str:
+    """Names the rows' content: the page replaces its rows only when this changes."""
+    return hashlib.sha256(rows.encode()).hexdigest()[:16]
+
+
+def page_html(alerts: list[Escalation], now: datetime, refresh_seconds: int = REFRESH_SECONDS) -> str:
+    rows = rows_html(alerts, now)
     return f"""<!DOCTYPE html>
 <html lang="en-GB">
 <head>
@@ -83,7 +91,7 @@ def page_html(alerts: list[Escalation], now: datetime) -> str:
 <link rel="stylesheet" href="/static/board.css">
 <link rel="icon" href="/assets/images/favicon.ico">
 </head>
-<body>
+<body data-refresh-seconds="{refresh_seconds}">
 <a class="nhsuk-skip-link" href="#maincontent">Skip to main content</a>
 <header class="nhsuk-header" role="banner">
   <div class="nhsuk-header__container nhsuk-width-container">
@@ -94,7 +102,7 @@ def page_html(alerts: list[Escalation], now: datetime) -> str:
 <main class="nhsuk-main-wrapper" id="maincontent" role="main">
   <h1 class="nhsuk-heading-l">SLA board</h1>
   <p class="nhsuk-body">Open alerts, most urgent first. Times are UK time (Europe/London).
-  The table updates every {REFRESH_SECONDS} seconds.</p>
+  The table updates every {refresh_seconds} seconds.</p>
   <form class="podlink-sign-in" id="sign-in" novalidate>
     <div class="nhsuk-form-group" id="token-group">
       <label class="nhsuk-label" for="token">Your podlink token</label>
@@ -117,11 +125,12 @@ def page_html(alerts: list[Escalation], now: datetime) -> str:
       <th class="nhsuk-table__header" scope="col">Paged</th>
       <th class="nhsuk-table__header" scope="col">Action</th>
     </tr></thead>
-    <tbody class="nhsuk-table__body" id="board-rows">
-{rows_html(alerts, now)}
+    <tbody class="nhsuk-table__body" id="board-rows" data-version="{version(rows)}">
+{rows}
     </tbody>
   </table>
-  <p class="nhsuk-body-s" id="updated" role="status" aria-live="polite">Updated {escape(local_time(now))}</p>
+  <p class="nhsuk-body-s" id="updated">Updated {escape(local_time(now))}</p>
+  <p class="nhsuk-u-visually-hidden" id="changes" role="status" aria-live="polite"></p>
 </main>
 </div>
 <script type="module" src="/static/board.js"></script>
@@ -132,15 +141,16 @@ def page_html(alerts: list[Escalation], now: datetime) -> str:
 
 async def board(request: web.Request) -> web.Response:
     notifier = request.app[NOTIFIER]
-    return web.Response(text=page_html(notifier.open_alerts(), notifier.clock()), content_type="text/html",
-                        headers=SECURITY_HEADERS)
+    page = page_html(notifier.open_alerts(), notifier.clock(), request.app.get(REFRESH, REFRESH_SECONDS))
+    return web.Response(text=page, content_type="text/html", headers=SECURITY_HEADERS)
 
 
 async def board_rows(request: web.Request) -> web.Response:
     notifier = request.app[NOTIFIER]
     now = notifier.clock()
-    return web.Response(text=rows_html(notifier.open_alerts(), now), content_type="text/html",
-                        headers={**SECURITY_HEADERS, "X-Podlink-Updated": escape(local_time(now))})
+    rows = rows_html(notifier.open_alerts(), now)
+    return web.Response(text=rows, content_type="text/html", headers={
+        **SECURITY_HEADERS, "X-Podlink-Updated": escape(local_time(now)), "X-Podlink-Board-Version": version(rows)})
 
 
 def add_routes(app: web.Application) -> None:

@@ -4,10 +4,11 @@ import { initAll } from "/static/nhsuk/nhsuk-frontend.min.js";
 
 initAll();
 
-const REFRESH_MS = 30000;
+const REFRESH_MS = 1000 * Number(document.body.dataset.refreshSeconds || 30);
 const TOKEN_KEY = "podlink-token";
 const rows = document.getElementById("board-rows");
 const updated = document.getElementById("updated");
+const changes = document.getElementById("changes");
 const error = document.getElementById("board-error");
 const form = document.getElementById("sign-in");
 const tokenInput = document.getElementById("token");
@@ -28,7 +29,15 @@ async function refresh() {
   try {
     const response = await fetch("/board/rows", { cache: "no-store" });
     if (!response.ok) throw new Error("the board answered " + response.status);
-    rows.innerHTML = await response.text();
+    const html = await response.text();
+    // Replaced and announced only when something changed: focus stays where it is, and a
+    // screen reader is not told every 30 seconds.
+    const version = response.headers.get("X-Podlink-Board-Version");
+    if (version !== rows.dataset.version) {
+      rows.innerHTML = html;
+      rows.dataset.version = version;
+      changes.textContent = "The board has changed.";
+    }
     updated.textContent = "Updated " + response.headers.get("X-Podlink-Updated");
   } catch (e) {
     updated.textContent = "Could not update the board: " + e.message;
