@@ -163,3 +163,25 @@ def test_governance_flags_are_routed_by_rule(tmp_path: Path) -> None:
     [hook] = h.hooks.received
     assert hook.json()["rule"] == "high-risk-referral" and hook.json()["dueAt"] is None
     assert hook.json()["summary"] == "REF-N-3 high-risk-referral governance flag"
+
+
+def test_a_send_cut_short_by_a_crash_is_not_repeated_but_reported(tmp_path: Path) -> None:
+    async def scenario():
+        store = MemoryStore()
+        async with harness(tmp_path, T0, store) as first:
+            await first.notifier.handle(b"REF-N-1", breach(), WHERE)
+        # The state as a crash would leave it: the `sending` record written, no outcome after it.
+        restored = MemoryStore()
+        for key, value in store.written:
+            if not (key.startswith("delivery:") and value["status"] == "sent"):
+                restored._apply(key.encode(), json_bytes(value))
+        async with harness(tmp_path, T0 + minutes(1), restored) as second:
+            await second.notifier.recover()
+            await second.notifier.handle(b"REF-N-1", breach(), WHERE)
+            await second.notifier.tick_all()
+            return second
+    second = asyncio.run(scenario())
+    assert second.hooks.received == []
+    assert second.types() == ["alert.failed"]
+    assert (second.published[0]["data"]["reason"], second.published[0]["data"]["recipient"]) == (
+        "interrupted", "duty-worker")
