@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import ValidationError
 
+from podlink.services.kafka_login import KafkaUnreachableError, check_login
 from podlink.services.notify import api, board
 from podlink.services.notify.channels import Channels
 from podlink.services.notify.metrics import CONTENT_TYPE, NotifyMetrics
@@ -35,6 +36,7 @@ from podlink.streams.worker.settings import ALERTS_TOPIC, OUTCOMES_TOPIC, Settin
 
 log = structlog.get_logger("podlink")
 Clock = Callable[[], datetime]
+STOP_STEP_SECONDS = 10.0
 
 
 def utc_now() -> datetime:
@@ -128,12 +130,14 @@ async def serve(kafka: Settings, settings: NotifySettings, rota: Rota, environ: 
     finally:
         ticker.cancel()
         await asyncio.gather(ticker, return_exceptions=True)
-        await notifier.drain()
-        await consumer.stop()
-        await runner.cleanup()
-        await session.close()
-        await producer.stop()
-        await store.stop()
+        # Each step bounded, so a broker that is down cannot keep the process from stopping.
+        for step, awaitable in (("messages under way", notifier.drain()), ("consumer", consumer.stop()),
+                                ("web server", runner.cleanup()), ("http client", session.close()),
+                                ("producer", producer.stop()), ("state", store.stop())):
+            try:
+                await asyncio.wait_for(awaitable, STOP_STEP_SECONDS)
+            except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - stop the rest regardless
+                log.warning("notify stop step failed", step=step, error=type(exc).__name__)
         log.info("notify stopped")
 
 
@@ -163,7 +167,10 @@ def prepare(kafka: Settings, environ: Mapping[str, str]) -> tuple[NotifySettings
 def run_notify(kafka: Settings) -> int:
     try:
         settings, rota = prepare(kafka, os.environ)
-    except (NotifyStartError, KafkaSecurityError) as exc:
+        # One connection first, so an unreachable broker or a refused login is one line, not
+        # a minute of client retries.
+        check_login(kafka)
+    except (NotifyStartError, KafkaSecurityError, KafkaUnreachableError) as exc:
         print(f"podlink notify: {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_run_until_signalled(kafka, settings, rota))
