@@ -29,7 +29,6 @@ from podlink.streams.core.outcomes import cloud_event
 log = structlog.get_logger("podlink")
 SOURCE = "urn:podlink:notify"
 RESOLVE_REASONS = ("handled", "meeting-held", "referral-closed", "false-alarm", "duplicate")
-PAGING = ("alert",)  # purposes (with repeat-N) whose failure on every channel escalates at once
 
 
 @dataclass(frozen=True)
@@ -204,7 +203,8 @@ class Notifier:
 
     async def _page(self, alert: Alert, contact: Contact, purpose: str, channels: tuple[str, ...]) -> None:
         results = await asyncio.gather(*(self._deliver(alert, contact, c, purpose) for c in channels))
-        if any(results) or not (purpose in PAGING or purpose.startswith("repeat-")):
+        # Only a page (not a notice that it is over) escalates when every channel failed.
+        if any(results) or purpose in ("resolved", "acknowledged"):
             return
         async with self._lock:
             esc = self.store.escalations.get(alert.id)

@@ -120,8 +120,10 @@ class _Reader:
     def fail(self, node: Node, problem: str) -> RotaError:
         return RotaError(f"{self.path}:{node.start_mark.line + 1}: {problem}")
 
-    def mapping(self, node: Node, where: str, allowed: set[str], required: set[str] = frozenset()
-                ) -> dict[str, Node]:
+    def mapping(self, node: Node, where: str, allowed: frozenset[str] | None,
+                required: frozenset[str] = frozenset()) -> dict[str, Node]:
+        """The keys and value nodes of a mapping; `allowed` None takes any key (contact ids,
+        audiences: the rota writer's own names)."""
         if not isinstance(node, MappingNode):
             raise self.fail(node, f"{where} must be a mapping of keys to values")
         found: dict[str, Node] = {}
@@ -129,11 +131,12 @@ class _Reader:
             name = self.scalar(key, where)
             if name in found:
                 raise self.fail(key, f"{where}: {name} is given twice")
-            if name not in allowed:
+            if allowed is not None and name not in allowed:
                 raise self.fail(key, f"{where}: unknown key {name!r} (expected one of: {', '.join(sorted(allowed))})")
             found[name] = value
-        for name in sorted(required - found.keys()):
-            raise self.fail(node, f"{where}: {name} is required")
+        missing = sorted(required - found.keys())
+        if missing:
+            raise self.fail(node, f"{where}: {missing[0]} is required")
         return found
 
     def scalar(self, node: Node, where: str) -> str:
@@ -212,8 +215,8 @@ def load_rota(path: Path, environ: Mapping[str, str]) -> Rota:
 
 
 def _rota(r: _Reader, root: Node) -> Rota:
-    top = r.mapping(root, "rota", {"timezone", "contacts", "tiers", "repeat_every", "bank_holidays",
-                                   "nights", "public_url", "smtp", "notify"}, {"contacts", "tiers"})
+    top = r.mapping(root, "rota", frozenset({"timezone", "contacts", "tiers", "repeat_every", "bank_holidays",
+                                   "nights", "public_url", "smtp", "notify"}), frozenset({"contacts", "tiers"}))
     zone_name = r.scalar(top["timezone"], "timezone") if "timezone" in top else "Europe/London"
     try:
         zone = ZoneInfo(zone_name)
@@ -222,10 +225,10 @@ def _rota(r: _Reader, root: Node) -> Rota:
     smtp = _smtp(r, top["smtp"]) if "smtp" in top else None
     notify = _notify(r, top["notify"]) if "notify" in top else None
     contacts = {}
-    for key, value in r.mapping(top["contacts"], "contacts", _AnyKey()).items():
+    for key, value in r.mapping(top["contacts"], "contacts", None).items():
         contacts[key] = _contact(r, key, value, smtp, notify)
     tiers = {}
-    for audience, value in r.mapping(top["tiers"], "tiers", _AnyKey()).items():
+    for audience, value in r.mapping(top["tiers"], "tiers", None).items():
         items = r.sequence(value, f"tiers.{audience}")
         if not items:
             raise r.fail(value, f"tiers.{audience}: needs at least one tier")
@@ -240,7 +243,8 @@ def _rota(r: _Reader, root: Node) -> Rota:
             raise r.fail(item, f"bank_holidays: {text!r} is not a date such as 2026-12-25") from None
     return Rota(
         timezone=zone, contacts=contacts, tiers=tiers,
-        repeat_every=r.duration(top["repeat_every"], "repeat_every") if "repeat_every" in top else timedelta(minutes=60),
+        repeat_every=(r.duration(top["repeat_every"], "repeat_every") if "repeat_every" in top
+                      else timedelta(minutes=60)),
         bank_holidays=frozenset(holidays),
         nights=(r.time_range(top["nights"], r.scalar(top["nights"], "nights"), "nights")
                 if "nights" in top else TimeRange(time(17), time(9))),
@@ -249,28 +253,23 @@ def _rota(r: _Reader, root: Node) -> Rota:
     )
 
 
-class _AnyKey(set[str]):
-    """Accepts every key: contact ids and audiences are the rota writer's to name."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
 def _contact(r: _Reader, key: str, node: Node, smtp: Smtp | None, notify: GovukNotify | None) -> Contact:
     where = f"contacts.{key}"
-    fields = r.mapping(node, where, {"webhook", "pagerduty", "email", "notify_email", "sms", "token_sha256"})
+    fields = r.mapping(node, where, frozenset(CHANNELS) | {"token_sha256"})
     if not fields:
         raise r.fail(node, f"{where}: names no channel")
     webhook = None
     if "webhook" in fields:
-        hook = r.mapping(fields["webhook"], f"{where}.webhook", {"url", "secret_env"}, {"url", "secret_env"})
+        keys = frozenset({"url", "secret_env"})
+        hook = r.mapping(fields["webhook"], f"{where}.webhook", keys, keys)
         url = r.scalar(hook["url"], f"{where}.webhook.url")
         if not url.startswith(("https://", "http://")):
             raise r.fail(hook["url"], f"{where}.webhook.url: {url!r} is not an http(s) URL")
         webhook = Webhook(url, r.env_name(hook["secret_env"], f"{where}.webhook.secret_env"))
     pagerduty = None
     if "pagerduty" in fields:
-        pd = r.mapping(fields["pagerduty"], f"{where}.pagerduty", {"routing_key_env"}, {"routing_key_env"})
+        keys = frozenset({"routing_key_env"})
+        pd = r.mapping(fields["pagerduty"], f"{where}.pagerduty", keys, keys)
         pagerduty = r.env_name(pd["routing_key_env"], f"{where}.pagerduty.routing_key_env")
     if "email" in fields and smtp is None:
         raise r.fail(fields["email"], f"{where}.email: needs an smtp section in the rota")
@@ -290,7 +289,7 @@ def _contact(r: _Reader, key: str, node: Node, smtp: Smtp | None, notify: GovukN
 
 
 def _tier(r: _Reader, where: str, node: Node, contacts: Mapping[str, Contact]) -> Tier:
-    fields = r.mapping(node, where, {"contacts", "escalate_after", "when"}, {"contacts"})
+    fields = r.mapping(node, where, frozenset({"contacts", "escalate_after", "when"}), frozenset({"contacts"}))
     names = []
     for item in r.sequence(fields["contacts"], f"{where}.contacts"):
         name = r.scalar(item, f"{where}.contacts")
@@ -308,8 +307,8 @@ def _tier(r: _Reader, where: str, node: Node, contacts: Mapping[str, Contact]) -
 
 
 def _smtp(r: _Reader, node: Node) -> Smtp:
-    f = r.mapping(node, "smtp", {"host", "port", "username", "password_env", "from", "ca_file"},
-                  {"host", "username", "password_env", "from"})
+    f = r.mapping(node, "smtp", frozenset({"host", "port", "username", "password_env", "from", "ca_file"}),
+                  frozenset({"host", "username", "password_env", "from"}))
     port_text = r.scalar(f["port"], "smtp.port") if "port" in f else "587"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise r.fail(f["port"], f"smtp.port: {port_text!r} is not a port number")
@@ -323,8 +322,8 @@ def _smtp(r: _Reader, node: Node) -> Smtp:
 
 
 def _notify(r: _Reader, node: Node) -> GovukNotify:
-    f = r.mapping(node, "notify", {"api_key_env", "base_url", "sms_template_id", "email_template_id"},
-                  {"api_key_env"})
+    f = r.mapping(node, "notify", frozenset({"api_key_env", "base_url", "sms_template_id", "email_template_id"}),
+                  frozenset({"api_key_env"}))
     return GovukNotify(
         api_key_env=r.env_name(f["api_key_env"], "notify.api_key_env"),
         base_url=r.scalar(f["base_url"], "notify.base_url").rstrip("/") if "base_url" in f else None,

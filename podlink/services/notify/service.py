@@ -126,7 +126,9 @@ async def serve(kafka: Settings, settings: NotifySettings, rota: Rota, environ: 
     try:
         async for record in consumer:
             await notifier.handle(record.key, record.value, (record.topic, record.partition, record.offset))
-            await consumer.commit({TopicPartition(record.topic, record.partition): OffsetAndMetadata(record.offset + 1, "")})
+            # Committed once handled: a crash before this re-reads the alert, which the state dedups.
+            tp = TopicPartition(record.topic, record.partition)
+            await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
     finally:
         ticker.cancel()
         await asyncio.gather(ticker, return_exceptions=True)
@@ -150,7 +152,7 @@ async def _tick(notifier: Notifier, seconds: float) -> None:
             log.error("escalation check failed", error=type(exc).__name__)
 
 
-def prepare(kafka: Settings, environ: Mapping[str, str]) -> tuple[NotifySettings, Rota]:
+def prepare(environ: Mapping[str, str]) -> tuple[NotifySettings, Rota]:
     """The settings and rota, or NotifyStartError saying in one line what to fix."""
     try:
         settings = NotifySettings()
@@ -166,7 +168,7 @@ def prepare(kafka: Settings, environ: Mapping[str, str]) -> tuple[NotifySettings
 
 def run_notify(kafka: Settings) -> int:
     try:
-        settings, rota = prepare(kafka, os.environ)
+        settings, rota = prepare(os.environ)
         # One connection first, so an unreachable broker or a refused login is one line, not
         # a minute of client retries.
         check_login(kafka)

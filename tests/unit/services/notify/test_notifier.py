@@ -185,3 +185,24 @@ def test_a_send_cut_short_by_a_crash_is_not_repeated_but_reported(tmp_path: Path
     assert second.types() == ["alert.failed"]
     assert (second.published[0]["data"]["reason"], second.published[0]["data"]["recipient"]) == (
         "interrupted", "duty-worker")
+
+
+def test_an_acknowledgement_resolves_the_pagerduty_incident_and_nothing_else(tmp_path: Path) -> None:
+    rota = ROTA.replace('    webhook: {{url: "{hook}/duty", secret_env: TEST_SECRET_DUTY}}',
+                        '    webhook: {{url: "{hook}/duty", secret_env: TEST_SECRET_DUTY}}\n'
+                        '    pagerduty: {{routing_key_env: TEST_SECRET_DUTY}}')
+
+    async def scenario():
+        async with harness(tmp_path, T0, rota_text=rota) as h:
+            await h.notifier.handle(b"REF-N-1", breach(), WHERE)
+            await h.notifier.drain()
+            [esc] = h.notifier.open_alerts()
+            await h.notifier.acknowledge(esc.alert.id, "duty-worker")
+            return h
+    h = asyncio.run(scenario())
+    seen = [(r.path, r.json().get("event_action") or r.json()["purpose"]) for r in h.hooks.received]
+    # The page went out on both channels at once (either order); the acknowledgement after them
+    # resolves the incident and sends no webhook.
+    assert sorted(seen[:2]) == [("/duty", "alert"), ("/pagerduty", "trigger")]
+    assert seen[2:] == [("/pagerduty", "resolve")]
+    assert h.hooks.received[-1].json()["dedup_key"] == "REF-N-1:first-meeting"
