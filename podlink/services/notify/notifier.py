@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -28,6 +28,8 @@ from podlink.streams.core.outcomes import cloud_event
 
 log = structlog.get_logger("podlink")
 SOURCE = "urn:podlink:notify"
+# Closed escalations whose notices a restart still completes; older ones are left as they are.
+RESUME_CLOSED = timedelta(days=1)
 RESOLVE_REASONS = ("handled", "meeting-held", "referral-closed", "false-alarm", "duplicate")
 
 
@@ -72,6 +74,7 @@ class Notifier:
                 await self._resolved(alert)
             elif alert.id in self.store.escalations:
                 self.metrics.alerts.labels(alert.kind, "duplicate").inc()
+                self._resume(self.store.escalations[alert.id])
             else:
                 await self._open(alert)
         self._gauge()
@@ -203,8 +206,9 @@ class Notifier:
 
     async def _page(self, alert: Alert, contact: Contact, purpose: str, channels: tuple[str, ...]) -> None:
         results = await asyncio.gather(*(self._deliver(alert, contact, c, purpose) for c in channels))
-        # Only a page (not a notice that it is over) escalates when every channel failed.
-        if any(results) or purpose in ("resolved", "acknowledged"):
+        # Only a page (not a notice that it is over) escalates, and only when every channel was
+        # tried here and failed: one begun before (a redelivery, a restart) is not a new failure.
+        if not all(result is False for result in results) or purpose in ("resolved", "acknowledged"):
             return
         async with self._lock:
             esc = self.store.escalations.get(alert.id)
@@ -215,12 +219,13 @@ class Notifier:
             await self.store.put_escalation(after)
             self._dispatch(after, pages)
 
-    async def _deliver(self, alert: Alert, contact: Contact, channel: str, purpose: str) -> bool:
-        """One message on one channel, at most once ever; True when it was (or had been) sent."""
+    async def _deliver(self, alert: Alert, contact: Contact, channel: str, purpose: str) -> bool | None:
+        """One message on one channel, at most once ever: True when sent, False when it failed,
+        None when it had been begun before (and is not sent again)."""
         message = Message(alert, contact.id, purpose, self._base_url, self.clock())
         key = f"{message.delivery_id}:{channel}"
         if key in self.store.deliveries:
-            return self.store.deliveries[key]["status"] == "sent"
+            return None
         facts = {"alertId": alert.id, "referralId": alert.referral_id, "channel": channel,
                  "recipient": contact.id, "purpose": purpose, "deliveryId": message.delivery_id}
         try:
@@ -271,11 +276,30 @@ class Notifier:
                                     facts["deliveryId"], facts["channel"]))
 
     async def recover(self) -> None:
-        """After a crash mid-send: those messages are not sent again; say they may not have gone."""
+        """At start. A message whose send a crash cut short is not sent again: `alert.failed`
+        says it may not have gone. A page decided but not yet begun (a crash between the two
+        writes) is sent now."""
         for key, record in self.store.interrupted():
             facts = {k: record[k] for k in ("alertId", "referralId", "channel", "recipient", "purpose", "deliveryId")}
             self.metrics.deliveries.labels(record["channel"], "interrupted").inc()
             await self._recorded(key, "failed", int(record["attempt"]), facts, "interrupted")
+        now = self.clock()
+        for esc in list(self.store.escalations.values()):
+            if esc.status in ("open", "acknowledged") or (esc.closed_at and now - esc.closed_at < RESUME_CLOSED):
+                self._resume(esc)
+
+    def _resume(self, esc: Escalation) -> None:
+        """Sends again every message this escalation has decided on; `_deliver` skips each one
+        already begun, so only those a crash kept from starting go out."""
+        pages = [Page(c, "alert") for c in esc.paged]
+        tiers = self.rota.tiers.get(esc.alert.audience, ())
+        if esc.repeats and esc.tier is not None and esc.tier < len(tiers):
+            pages += [Page(c, f"repeat-{esc.repeats}") for c in tiers[esc.tier].contacts]
+        if esc.status == "acknowledged":
+            pages += esc_rules.acknowledged_pages(esc)
+        elif esc.status == "resolved":
+            pages += [Page(c, "resolved") for c in esc.paged]
+        self._dispatch(esc, pages)
 
 
 def _topic_field(alert: Alert) -> str:
