@@ -206,3 +206,23 @@ def test_an_acknowledgement_resolves_the_pagerduty_incident_and_nothing_else(tmp
     assert sorted(seen[:2]) == [("/duty", "alert"), ("/pagerduty", "trigger")]
     assert seen[2:] == [("/pagerduty", "resolve")]
     assert h.hooks.received[-1].json()["dedup_key"] == "REF-N-1:first-meeting"
+
+
+def test_a_page_decided_but_not_begun_before_a_crash_is_sent_at_start(tmp_path: Path) -> None:
+    async def scenario():
+        store = MemoryStore()
+        async with harness(tmp_path, T0, store) as first:
+            await first.notifier.handle(b"REF-N-1", breach(), WHERE)
+        # A crash after the escalation was written and before the delivery's `sending` record.
+        restored = MemoryStore()
+        for key, value in store.written:
+            if key.startswith("escalation:"):
+                restored._apply(key.encode(), json_bytes(value))
+        async with harness(tmp_path, T0 + minutes(1), restored) as second:
+            await second.notifier.recover()
+            await second.notifier.drain()
+            await second.notifier.handle(b"REF-N-1", breach(), WHERE)  # and the alert read again
+            return second
+    second = asyncio.run(scenario())
+    assert [r.path for r in second.hooks.received] == ["/duty"]
+    assert second.types() == ["alert.sent"]
