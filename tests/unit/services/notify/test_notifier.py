@@ -221,8 +221,10 @@ def test_a_page_decided_but_not_begun_before_a_crash_is_sent_at_start(tmp_path: 
         async with harness(tmp_path, T0 + minutes(1), restored) as second:
             await second.notifier.recover()
             await second.notifier.drain()
+            at_start = [r.path for r in second.hooks.received]
             await second.notifier.handle(b"REF-N-1", breach(), WHERE)  # and the alert read again
-            return second
-    second = asyncio.run(scenario())
+            return second, at_start
+    second, at_start = asyncio.run(scenario())
+    assert at_start == ["/duty"]
     assert [r.path for r in second.hooks.received] == ["/duty"]
     assert second.types() == ["alert.sent"]
