@@ -73,8 +73,8 @@ class Notifier:
             if alert.kind == "resolved":
                 await self._resolved(alert)
             elif alert.id in self.store.escalations:
+                # Its pages were sent when it was first read (or are resent by recover() at start).
                 self.metrics.alerts.labels(alert.kind, "duplicate").inc()
-                self._resume(self.store.escalations[alert.id])
             else:
                 await self._open(alert)
         self._gauge()
