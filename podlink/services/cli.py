@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from podlink.services import logs
 from podlink.services.kafka_options import aware_time
+from podlink.services.notify.settings import settings_help as notify_settings_help
 from podlink.streams.worker.settings import Settings, describe_invalid
 
 
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Reads pod.sla-alerts.v1 in its own consumer group and tells the people the "
         "rota (PODLINK_ROTA_FILE) names, by webhook, PagerDuty, email and GOV.UK Notify, escalating "
         "until someone acknowledges; serves the acknowledgement API and the SLA board on "
-        "PODLINK_NOTIFY_PORT (default 6067). See docs/on-call.md.")
+        "PODLINK_NOTIFY_PORT (default 6067). See docs/on-call.md.", epilog=notify_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_operator_tools(commands)
     return parser
 

@@ -23,8 +23,6 @@ from podlink.services.notify.messages import Message
 from podlink.services.notify.rota import Contact, Rota
 from podlink.streams.core.encoding import json_bytes, utc_text
 
-PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
-
 
 class ChannelError(RuntimeError):
     def __init__(self, reason: str, retryable: bool) -> None:

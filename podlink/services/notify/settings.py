@@ -6,7 +6,18 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from podlink.services.notify.channels import PAGERDUTY_URL
+
+
+PAGERDUTY_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+def settings_help() -> str:
+    """`podlink notify --help`'s list of settings, from their descriptions."""
+    lines = ["settings of podlink notify (environment variables; the Kafka ones are the worker's):"]
+    for name, field in NotifySettings.model_fields.items():
+        default = "required" if field.is_required() else field.default if field.default is not None else "unset"
+        lines.append(f"  PODLINK_{name.upper():<38} {field.description} (default: {default})")
+    return "\n".join(lines)
 
 
 class NotifySettings(BaseSettings):
@@ -19,8 +30,8 @@ class NotifySettings(BaseSettings):
     notify_bind: str = Field(default="0.0.0.0", description="address the API and board listen on")
     notify_group_id: str = Field(default="podlink-notify", description="consumer group on pod.sla-alerts.v1")
     notify_public_url: str | None = Field(
-        default=None, description="base URL people reach the board at, for the links in messages "
-        "(default: the rota's public_url, else http://127.0.0.1:PORT)")
+        default=None, description="base URL people reach the board at, for the links in messages; "
+        "unset: the rota's public_url, else http://127.0.0.1:PORT")
     pagerduty_url: str = Field(default=PAGERDUTY_URL, description="PagerDuty Events API v2 endpoint")
     notify_tick_seconds: float = Field(default=15.0, gt=0, description="how often escalations are checked")
     notify_channel_timeout_seconds: float = Field(
