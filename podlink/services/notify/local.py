@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from podlink.services import logs
 from podlink.services.embedded_broker import free_port
 from podlink.services.notify.channels import signature
 from podlink.services.notify.rota import load_rota
-from podlink.services.notify.service import check_port, serve
+from podlink.services.notify.service import NotifyStartError, check_port, serve
 from podlink.services.notify.settings import NotifySettings
 from podlink.streams.worker.settings import Settings
 
@@ -61,9 +62,15 @@ def _receiver(secret: str) -> web.Application:
 def start_local_notify(kafka: Settings, folder: Path) -> Callable[[], None]:
     """Starts notify and its receiver on a thread of their own; returns what stops them.
 
-    Raises NotifyStartError when the notify port is taken."""
+    Raises NotifyStartError when PODLINK_NOTIFY_PORT names a port that is taken."""
     settings = NotifySettings(rota_file=folder / "rota.yaml", notify_bind="127.0.0.1", notify_tick_seconds=5.0)
-    check_port(settings.notify_bind, settings.notify_port)
+    try:
+        check_port(settings.notify_bind, settings.notify_port)
+    except NotifyStartError:
+        if "PODLINK_NOTIFY_PORT" in os.environ:
+            raise
+        # A first look should not fail for a default port someone else holds: it prints the URL.
+        settings = settings.model_copy(update={"notify_port": free_port()})
     secret, token = secrets.token_hex(16), secrets.token_urlsafe(16)
     receiver_port = free_port()
     settings.rota_file.write_text(ROTA.format(
