@@ -18,7 +18,7 @@ import structlog
 from podlink.services.notify import escalation as esc_rules
 from podlink.services.notify.alerts import Alert, Unreadable, parse_alert
 from podlink.services.notify.channels import ChannelError, Channels
-from podlink.services.notify.escalation import Conflict, Escalation, Page
+from podlink.services.notify.escalation import Escalation, Page
 from podlink.services.notify.messages import Message
 from podlink.services.notify.metrics import NotifyMetrics
 from podlink.services.notify.rota import Contact, Rota

@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 from pathlib import Path
 
 import aiohttp
