@@ -107,7 +107,7 @@ class NotifyProcess:
         request = urllib.request.Request(self.url + path, data=body, method="POST",
                                          headers={"Authorization": f"Bearer {token}"} if token else {})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=40) as response:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read())

@@ -18,6 +18,7 @@ from podlink.services.notify.escalation import Conflict, Escalation
 from podlink.services.notify.messages import LONDON
 from podlink.services.notify.notifier import RESOLVE_REASONS, Notifier
 from podlink.services.notify.rota import Rota
+from podlink.services.notify.state import StateUnavailable
 from podlink.streams.core.encoding import utc_text
 
 NOTIFIER = web.AppKey("notifier", Notifier)
@@ -98,6 +99,8 @@ async def acknowledge(request: web.Request) -> web.Response:
         esc = await request.app[NOTIFIER].acknowledge(alert_id, who)
     except Conflict as exc:
         return _problem(409, str(exc))
+    except StateUnavailable:
+        return _problem(503, "the acknowledgement could not be recorded (Kafka unavailable): try again")
     return web.json_response(alert_json(esc))
 
 
@@ -113,6 +116,8 @@ async def resolve(request: web.Request) -> web.Response:
         esc = await request.app[NOTIFIER].resolve(alert_id, reason, who)
     except Conflict as exc:
         return _problem(409, str(exc))
+    except StateUnavailable:
+        return _problem(503, "the resolution could not be recorded (Kafka unavailable): try again")
     return web.json_response(alert_json(esc))
 
 

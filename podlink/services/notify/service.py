@@ -37,6 +37,7 @@ from podlink.streams.worker.settings import ALERTS_TOPIC, OUTCOMES_TOPIC, Settin
 log = structlog.get_logger("podlink")
 Clock = Callable[[], datetime]
 STOP_STEP_SECONDS = 10.0
+RETRY_HANDLE_SECONDS = 5.0
 
 
 def utc_now() -> datetime:
@@ -125,10 +126,16 @@ async def serve(kafka: Settings, settings: NotifySettings, rota: Rota, environ: 
     ticker = asyncio.create_task(_tick(notifier, settings.notify_tick_seconds))
     try:
         async for record in consumer:
-            await notifier.handle(record.key, record.value, (record.topic, record.partition, record.offset))
-            # Committed once handled: a crash before this re-reads the alert, which the state dedups.
             tp = TopicPartition(record.topic, record.partition)
-            await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
+            try:
+                await notifier.handle(record.key, record.value, (record.topic, record.partition, record.offset))
+                # Committed once handled: a crash before this re-reads the alert, which the state dedups.
+                await consumer.commit({tp: OffsetAndMetadata(record.offset + 1, "")})
+            except Exception as exc:  # noqa: BLE001 - the state could not be written (broker away): read it again
+                log.error("alert not handled, will read it again", topic=record.topic, partition=record.partition,
+                          offset=record.offset, error=type(exc).__name__)
+                consumer.seek(tp, record.offset)
+                await asyncio.sleep(RETRY_HANDLE_SECONDS)
     finally:
         ticker.cancel()
         await asyncio.gather(ticker, return_exceptions=True)

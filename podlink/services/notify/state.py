@@ -16,6 +16,7 @@ so they survive a restart too.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -32,6 +33,9 @@ from podlink.services.notify.escalation import Escalation
 from podlink.streams.core.encoding import json_bytes, utc_text
 
 STATE_TOPIC = "podlink.notify-state.v1"
+# A write not acknowledged in this time fails: nothing that depends on it happens (no send, no
+# acknowledgement), rather than the caller waiting for as long as the broker is away.
+WRITE_SECONDS = 10.0
 STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "retention.ms": "-1"}
 _MOMENTS = ("tier_paged_at", "last_paged_at", "acknowledged_at", "closed_at")
 
@@ -76,6 +80,10 @@ def ensure_state_topic(bootstrap: str, client_options: Mapping[str, Any], replic
         return existing | {STATE_TOPIC}
     finally:
         admin.close()
+
+
+class StateUnavailable(RuntimeError):
+    """The state topic could not be written: what needed it did not happen."""
 
 
 class StateStore:
@@ -127,7 +135,11 @@ class StateStore:
 
     async def _write(self, key: str, value: dict[str, Any]) -> None:
         assert self._producer is not None, "start() first"
-        await self._producer.send_and_wait(STATE_TOPIC, json_bytes(value), key=key.encode(), partition=0)
+        try:
+            await asyncio.wait_for(self._producer.send_and_wait(
+                STATE_TOPIC, json_bytes(value), key=key.encode(), partition=0), WRITE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - one error for callers, whatever the client raised
+            raise StateUnavailable(f"the state topic did not take a write ({type(exc).__name__})") from exc
 
     async def put_escalation(self, esc: Escalation) -> None:
         await self._write(f"escalation:{esc.alert.id}", escalation_json(esc))

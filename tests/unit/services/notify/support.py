@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from podlink.services.notify.state import StateStore
+from podlink.services.notify.state import StateStore, StateUnavailable
 from podlink.streams.core.encoding import json_bytes, utc_text
 from podlink.streams.core.ids import stable_id
 
@@ -85,13 +85,17 @@ def write_rota(folder: Path, hook: str = "http://127.0.0.1:9", text: str = ROTA)
 
 
 class MemoryStore(StateStore):
-    """The state store without its topic: what it would write is kept in `written`."""
+    """The state store without its topic: what it would write is kept in `written`; while
+    `unavailable`, every write fails as one to a broker that is away does."""
 
     def __init__(self) -> None:
         super().__init__("unused:9092", {})
         self.written: list[tuple[str, dict[str, Any]]] = []
+        self.unavailable = False
 
     async def _write(self, key: str, value: dict[str, Any]) -> None:
+        if self.unavailable:
+            raise StateUnavailable("the state topic did not take a write (test)")
         self.written.append((key, value))
 
 

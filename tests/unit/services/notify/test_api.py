@@ -116,3 +116,26 @@ def test_the_board_is_served_with_its_own_design_system_files(tmp_path: Path) ->
     assert "REF-B-1" in row and "At risk" in row and "1 h 30 min left" in row
     assert "Tue 24 Nov 2026 11:30 GMT" in row
     assert ">Acknowledge<" in row
+
+
+def test_an_acknowledgement_that_cannot_be_recorded_is_503_and_changes_nothing(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, dict[str, Any], dict[str, Any]]:
+        async with harness(tmp_path, T0) as h:
+            breach = sla_event("breached", "REF-API-3", T0 - minutes(60), T0)
+            await h.notifier.handle(b"REF-API-3", json_bytes(breach), WHERE)
+            runner, base = await _serve(h)
+            h.store.unavailable = True
+            async with aiohttp.ClientSession() as http:
+                async with http.post(f"{base}/alerts/{breach['id']}/ack", headers=_bearer("duty-worker")) as r:
+                    status, body = r.status, await r.json()
+                async with http.get(f"{base}/alerts") as r:
+                    listing = await r.json()
+            await h.notifier.drain()
+            await runner.cleanup()
+            published = [e["type"] for e in h.published]
+            return status, body, {"listing": listing, "published": published}
+    status, body, after = asyncio.run(scenario())
+    assert status == 503
+    assert body["detail"] == "the acknowledgement could not be recorded (Kafka unavailable): try again"
+    assert [a["state"] for a in after["listing"]["alerts"]] == ["open"]
+    assert "uk.nhs.podlink.alert.acknowledged" not in after["published"]
