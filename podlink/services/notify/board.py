@@ -111,7 +111,9 @@ def page_html(alerts: list[Escalation], now: datetime, refresh_seconds: int = RE
              autocomplete="off" aria-describedby="token-hint">
     </div>
     <button class="nhsuk-button" type="submit" id="sign-in-button">Sign in</button>
-    <p class="nhsuk-body" id="signed-in" hidden>Signed in. <button class="nhsuk-button nhsuk-button--secondary nhsuk-button--small" type="button" id="sign-out">Sign out</button></p>
+    <p class="nhsuk-body" id="signed-in" hidden>Signed in.
+      <button class="nhsuk-button nhsuk-button--secondary nhsuk-button--small" type="button"
+              id="sign-out">Sign out</button></p>
   </form>
   <div class="nhsuk-error-message" id="board-error" role="alert" hidden></div>
   <table class="nhsuk-table" id="board">

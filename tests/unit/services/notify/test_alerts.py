@@ -27,7 +27,8 @@ def test_the_workers_golden_alerts_are_read() -> None:
 
 def test_a_governance_flag_has_a_rule_and_no_due_time() -> None:
     flag = parse_alert(json_bytes(flag_event("REF-A-1", "medication-before-three-meetings", T0, audience="team")))
-    assert (flag.kind, flag.topic, flag.audience, flag.due_at) == ("flagged", "medication-before-three-meetings", "team", None)
+    assert (flag.kind, flag.topic, flag.audience, flag.due_at) == (
+        "flagged", "medication-before-three-meetings", "team", None)
     assert flag.key == "REF-A-1:medication-before-three-meetings"
 
 
@@ -47,10 +48,12 @@ def _broken(change) -> str:
 
 def test_what_is_wrong_is_named_without_the_value() -> None:
     assert _broken(lambda e: e["data"].pop("audience")) == "data.audience is missing or not text"
-    assert _broken(lambda e: e["data"].update(severity="urgent")) == "data.severity is not critical, error, warning or info"
+    assert _broken(lambda e: e["data"].update(severity="urgent")) == (
+        "data.severity is not critical, error, warning or info")
     assert _broken(lambda e: e["data"].update(dueAt="tomorrow")) == "data.dueAt is not an ISO 8601 time"
     assert _broken(lambda e: e["data"].update(raisedAt="2026-06-02T10:00:00")) == "data.raisedAt has no time zone"
-    assert _broken(lambda e: e.update(type="uk.nhs.podlink.referral.registered")) == "type is not an alert type notify knows"
+    assert _broken(lambda e: e.update(type="uk.nhs.podlink.referral.registered")) == (
+        "type is not an alert type notify knows")
     assert _broken(lambda e: e.pop("data")) == "data is missing"
     with pytest.raises(Unreadable, match="^the value is not JSON$"):
         parse_alert(b"\xff\xfe")

@@ -97,7 +97,8 @@ def test_the_board_is_served_with_its_own_design_system_files(tmp_path: Path) ->
     async def scenario() -> dict[str, tuple[int, str, dict[str, str]]]:
         got = {}
         async with harness(tmp_path, T0) as h:
-            await h.notifier.handle(b"REF-B-1", json_bytes(sla_event("at-risk", "REF-B-1", T0 + minutes(90), T0)), WHERE)
+            at_risk = sla_event("at-risk", "REF-B-1", T0 + minutes(90), T0)
+            await h.notifier.handle(b"REF-B-1", json_bytes(at_risk), WHERE)
             runner, base = await _serve(h)
             async with aiohttp.ClientSession() as http:
                 for path in ("/board", "/board/rows", "/static/nhsuk/nhsuk-frontend.min.css", "/static/board.js",

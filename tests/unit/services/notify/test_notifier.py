@@ -29,7 +29,8 @@ def test_an_alert_reaches_the_first_tier_once_even_when_read_again(tmp_path: Pat
     assert [r.path for r in h.hooks.received] == ["/duty"]
     assert h.types() == ["alert.sent"]
     sent = h.published[0]["data"]
-    assert (sent["channel"], sent["recipient"], sent["attempt"], sent["purpose"]) == ("webhook", "duty-worker", 1, "alert")
+    assert (sent["channel"], sent["recipient"], sent["attempt"], sent["purpose"]) == (
+        "webhook", "duty-worker", 1, "alert")
     assert h.published[0]["source"] == "urn:podlink:notify" and h.published[0]["subject"] == "REF-N-1"
 
 
@@ -98,7 +99,8 @@ def test_a_hanging_channel_times_out_and_holds_up_nobody_else(tmp_path: Path) ->
     h, early = asyncio.run(scenario())
     assert "/consultant" in early  # answered while the duty worker's receiver still hung
     failed = [e["data"] for e in h.published if e["type"].endswith("alert.failed")]
-    assert [(f["recipient"], f["reason"], f["attempt"]) for f in failed] == [("duty-worker", "timed out after 0.3 s", 2)]
+    assert [(f["recipient"], f["reason"], f["attempt"]) for f in failed] == [
+        ("duty-worker", "timed out after 0.3 s", 2)]
 
 
 def test_unreadable_and_unroutable_alerts_are_reported_not_dropped(tmp_path: Path) -> None:
