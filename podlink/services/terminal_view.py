@@ -145,8 +145,10 @@ def _alert(event: Mapping[str, Any]) -> Text:
     kind = short_type(str(event.get("alert", ""))).removeprefix("sla.")
     style = ALERT_STYLES.get(kind, "bold")
     line = Text.assemble((f" ALERT {kind} ", f"{style} reverse"), " ", _referral(event))
-    deadline = event.get("deadline")
-    return line.append(f"first meeting due {local_moment(str(deadline))}" if deadline else "", style=style)
+    if event.get("rule"):
+        return line.append(str(event["rule"]), style=style)
+    due, policy = event.get("due"), str(event.get("policy", "first-meeting")).replace("-", " ")
+    return line.append(f"{policy} due {local_moment(str(due))}" if due else "", style=style)
 
 
 def _starting(event: Mapping[str, Any]) -> Text:

@@ -10,19 +10,40 @@ from typing import Any
 
 from podlink.fhir_mappings import build_message
 from podlink.streams.core.contract import Accepted
-from podlink.streams.core.deadlines import Deadline, first_meeting_deadline
+from podlink.streams.core.deadlines import FIRST_MEETING, Deadline
 from podlink.streams.core.episode import Episode, Policy, Position, Verdict, apply
-from podlink.streams.core.outcomes import outcome_events
+from podlink.streams.core.outcomes import (
+    deadline_outcomes, flag_event, hook_outcomes, new_flags, outcome_events,
+)
+from podlink.streams.core.pathway import evaluation
+from podlink.streams.core.rules import Evaluation, Flag, RuleFailure
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the deadline timer watches for a referral: what may still call for an alert."""
+
+    deadlines: tuple[Deadline, ...] = ()  # open, or ended after their due time (a breach to resolve)
+    flags: tuple[Flag, ...] = ()
+    closed: bool = False
+
+    @classmethod
+    def of(cls, episode: Episode, evaluated: Evaluation) -> Watch:
+        kept = tuple(d for d in evaluated.deadlines
+                     if d.is_open or (d.ended_at is not None and d.ended_at > d.due_at))
+        return cls(kept, evaluated.flags, episode.is_closed)
 
 
 @dataclass(frozen=True)
 class Result:
     episode: Episode
     verdict: Verdict
-    deadline: Deadline | None = None
-    deadline_changed: bool = False
+    deadline: Deadline | None = None  # the first-meeting deadline
+    watch: Watch | None = None
+    watch_changed: bool = False
     fhir_messages: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    rule_failures: tuple[RuleFailure, ...] = ()
 
     @property
     def stores_episode(self) -> bool:
@@ -37,19 +58,29 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
         return Result(step.episode, step.verdict)
     # A replay carries the transition it repeats: the same outputs, with the same ids, from
     # the state the replayed record led to.
-    deadline: Deadline | None = None
+    first = evaluation(step.transitions[0].before, policy)
+    previous = first
     messages: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
+    failures: list[RuleFailure] = []
     for transition in step.transitions:
-        deadline = first_meeting_deadline(transition.after, policy)
+        current = evaluation(transition.after, policy)
+        deadline = current.deadline(FIRST_MEETING)
         messages.append(build_message(transition.event, transition.after, deadline))
         outcomes.extend(outcome_events(transition, deadline))
-    before = first_meeting_deadline(step.transitions[0].before, policy)
+        outcomes.extend(deadline_outcomes(previous, current))
+        outcomes.extend(flag_event(flag) for flag in new_flags(previous, current))
+        outcomes.extend(hook_outcomes(previous, current, transition.after.referral_id))
+        failures.extend(f for f in current.failures if f.cause == transition.event.dedup_key)
+        previous = current
+    watch = Watch.of(step.episode, previous)
     return Result(
         episode=step.episode,
         verdict=step.verdict,
-        deadline=deadline,
-        deadline_changed=step.verdict == "applied" and deadline != before,
+        deadline=previous.deadline(FIRST_MEETING),
+        watch=watch,
+        watch_changed=step.verdict == "applied" and watch != Watch.of(step.transitions[0].before, first),
         fhir_messages=messages,
         outcomes=outcomes,
+        rule_failures=tuple(failures),
     )

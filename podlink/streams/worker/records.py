@@ -53,6 +53,9 @@ class RecordHandler:
     metrics: Metrics
     catch_up: CatchUp
     max_record_bytes: int  # what the producer sends at most
+    # Told of each deadline entry written: the deadline timer's index.
+    on_deadlines: Callable[[bytes, DeadlineEntry], None] = lambda key, entry: None
+    rules_fingerprint: str = ""
 
     def handle(self, message: Message) -> None:
         try:
@@ -80,11 +83,18 @@ class RecordHandler:
                          event.type, **context)
             return
         self.metrics.record(message.topic, event.type, result.verdict)
+        for failure in result.rule_failures:
+            self.metrics.rule_failed(failure.rule)
+            log.error("rule failed; the event was applied without it", rule=failure.rule,
+                      error=failure.error, **context)
+        first = result.deadline
         log.info("record", outcome=result.verdict, **context,
                  fhir_messages=len(result.fhir_messages),
                  outcome_events=[o["type"] for o in result.outcomes],
-                 deadline=result.deadline.due_at.isoformat()
-                 if result.deadline_changed and result.deadline else None, **_where(message))
+                 deadline=first.due_at.isoformat() if result.watch_changed and first and first.is_open else None,
+                 open_deadlines=sorted(d.policy for d in result.watch.deadlines if d.is_open)
+                 if result.watch_changed and result.watch else None,
+                 **_where(message))
 
     def _process(self, key: bytes, read: Accepted, message: Message) -> Result:
         stored = self.episodes.get(key)
@@ -92,8 +102,10 @@ class RecordHandler:
         result = process(episode, read, self.policy, Position(message.topic, message.partition, message.offset))
         if result.stores_episode:
             self.episodes[key] = EPISODE.encode(result.episode)
-        if result.deadline_changed and result.deadline is not None:
-            self.deadlines[key] = DEADLINE_ENTRY.encode(DeadlineEntry(message.partition, result.deadline))
+        if result.watch_changed and result.watch is not None:
+            entry = DeadlineEntry(message.partition, result.watch, self.rules_fingerprint)
+            self.deadlines[key] = DEADLINE_ENTRY.encode(entry)
+            self.on_deadlines(key, entry)
         for bundle in result.fhir_messages:
             self.send(FHIR_TOPIC, key, json_bytes(bundle), [])
         for outcome in result.outcomes:

@@ -20,10 +20,12 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from podlink.fhir_mappings import MappingError, build_message
-from podlink.streams.core.deadlines import Deadline, first_meeting_deadline
+from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.pathway import first_meeting_deadline
 from podlink.streams.core.episode import Episode, Policy, apply
 from podlink.streams.core.events import Event, parse_event
 from podlink.streams.core.ids import stable_id
+from tests.support.episodes import FIRST_CONTACT_START, policy_from
 from tests.support.fhir_schema import bundle_errors, resource_errors
 
 REPO = Path(__file__).resolve().parents[3]
@@ -365,7 +367,7 @@ def test_a_received_referral_sends_the_request_with_its_patient_plan_and_network
 
 
 def test_before_the_deadline_clock_starts_the_deadline_activity_has_no_period():
-    policy = Policy(deadline_starts_at="first-contact")
+    policy = policy_from(FIRST_CONTACT_START)
     (received,) = send([example("referral-received")], policy=policy)
     assert received.deadline is None
     detail = deadline_activity(received.message)["detail"]

@@ -33,7 +33,7 @@ REJECTED = {
 ALERT = {
     "event": "alert raised", "level": "warning", "timestamp": "2026-11-30T12:47:30Z",
     "alert": "uk.nhs.podlink.sla.breached", "alert_id": "x", "referral": "REF-DEMO-0001",
-    "deadline": "2026-11-30T06:47:00Z", "deadline_local": "2026-11-30T06:47:00+00:00",
+    "policy": "first-meeting", "due": "2026-11-30T06:47:00Z", "due_local": "2026-11-30T06:47:00+00:00",
 }
 
 
@@ -85,6 +85,10 @@ def test_dead_letters_and_alerts_stand_out():
     assert any("red" in str(span.style) for span in dead.spans)
     alert = render_line(ALERT, 200)
     assert alert.plain == "12:47:30   ALERT breached  REF-DEMO-0001   first meeting due Mon 30 Nov 06:47"
+    review = render_line({**ALERT, "policy": "cpa-review"}, 200)
+    assert review.plain == "12:47:30   ALERT breached  REF-DEMO-0001   cpa review due Mon 30 Nov 06:47"
+    flag = render_line({**ALERT, "alert": "uk.nhs.podlink.governance.flagged", "rule": "high-risk-referral"}, 200)
+    assert flag.plain == "12:47:30   ALERT governance.flagged  REF-DEMO-0001   high-risk-referral"
     assert any("red" in str(span.style) for span in alert.spans)
     failed = {**REJECTED, "event": "record failed", "referral": "REF-9", "type": "uk.nhs.pod.contact.made",
               "reason": "podlink could not process the event (KeyError)"}
