@@ -93,7 +93,7 @@ class Episode(_State):
         # Episodes stored before the timeline existed: rebuilt from their state, so their open
         # deadlines carry on after an upgrade.
         if isinstance(stored, dict) and "timeline" not in stored and stored.get("referral"):
-            return {**stored, "timeline": _timeline_from_state(cls.model_construct(**stored))}
+            return {**stored, "timeline": _timeline_from_state(cls.model_validate({**stored, "timeline": []}))}
         return stored
 
     @field_validator("pending", mode="before")
