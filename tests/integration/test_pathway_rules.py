@@ -8,6 +8,7 @@ from podlink.streams.worker.settings import ALERTS_TOPIC, OUTCOMES_TOPIC
 from tests.support.broker_io import ago, of, send, values, wait_until
 from tests.support.brokers import consume_until_done
 from tests.support.pathway_events import event, meetings, referral
+from tests.support.policies import shipped
 from tests.support.worker_metrics import after_more_scans, counting, total
 
 DAY = timedelta(days=1)
@@ -56,7 +57,7 @@ def _alerts(bootstrap: str, prefix: str, enough) -> list[dict]:
 def test_each_rule_alerts_once_when_missed_never_when_met_and_not_again_after_a_restart(
         fresh_broker, start_worker, prefix, tmp_path):
     records, refs = _scenario(prefix)
-    worker = start_worker(fresh_broker.bootstrap, PODLINK_DEADLINE_SCAN_SECONDS="1")
+    worker = start_worker(fresh_broker.bootstrap, **shipped())
     send(fresh_broker.bootstrap, records)
     wait_until(counting(worker.web_url, len(records)), 90, "every record counted")
     raised = total(after_more_scans(worker.web_url, 2), "podlink_alerts_total")
@@ -95,7 +96,7 @@ def test_each_rule_alerts_once_when_missed_never_when_met_and_not_again_after_a_
     # A restart between events (another worker of the group takes over from the changelogs),
     # then a new event: nothing raised before is raised again.
     worker.stop()
-    again = start_worker(fresh_broker.bootstrap, PODLINK_DEADLINE_SCAN_SECONDS="1")
+    again = start_worker(fresh_broker.bootstrap, **shipped())
     later = ago(0.01)
     send(fresh_broker.bootstrap, [event("risk-assessed", refs["CPA-LATE"], later, assessedAt=later, level="low",
                                         reviewDue=None)])
