@@ -125,6 +125,8 @@ def _record(event: Mapping[str, Any]) -> Text:
         results.append(Text("deadline met", style="green"))
     elif deadline and not DEADLINE_ENDED.intersection(outcomes):
         results.append(Text(f"deadline due {local_moment(str(deadline))}", style="yellow"))
+    results += [Text(f"{policy.replace('-', ' ')} due {local_moment(str(due))}", style="yellow")
+                for policy, due in (event.get("other_deadlines") or {}).items()]
     results += [Text(kind, style="magenta") for kind in outcomes]
     if outcome == "replayed":
         line.append("replayed ", style="dim")
@@ -167,6 +169,18 @@ def _recovered(event: Mapping[str, Any]) -> Text:
                 f"{event.get('seconds')} s): processing", style="cyan")
 
 
+def _policies(event: Mapping[str, Any]) -> Text:
+    # Each rule's summary starts with its name: "first-meeting: from referral.received, due 24h, ..."
+    names = ", ".join(str(rule).split(":", 1)[0] for rule in event.get("rules") or ())
+    return Text(f"policies in force ({event.get('source')}): {names}", style="cyan")
+
+
+def _indexed(event: Mapping[str, Any]) -> Text:
+    recomputed = f", {event['recomputed']} worked out again under changed policies" if event.get("recomputed") else ""
+    return Text(f"deadlines indexed: {event.get('referrals')} referrals in {event.get('seconds')} s{recomputed}",
+                style="cyan")
+
+
 def _stopping(event: Mapping[str, Any]) -> Text:
     return Text(f"worker stopping ({event.get('signal')})", style="bold cyan")
 
@@ -199,6 +213,8 @@ _RENDERERS = {
     "worker starting": _starting,
     "partitions assigned": _assigned,
     "tables recovered": _recovered,
+    "policies in force": _policies,
+    "deadlines indexed": _indexed,
     "worker stopping": _stopping,
     "worker stopped": _stopped,
 }

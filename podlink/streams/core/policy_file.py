@@ -59,6 +59,8 @@ def default_policy_text() -> str:
 def parse_policy_file(text: str, source: str) -> PolicyFile:
     try:
         root = yaml.compose(text)
+    except RecursionError:
+        raise PolicyFileError(source, 1, "nested too deeply to be a policy file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "not valid YAML"

@@ -41,6 +41,7 @@ class Result:
     deadline: Deadline | None = None  # the first-meeting deadline
     watch: Watch | None = None
     watch_changed: bool = False
+    opened: tuple[Deadline, ...] = ()  # deadlines this event started
     fhir_messages: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     rule_failures: tuple[RuleFailure, ...] = ()
@@ -74,12 +75,15 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
         failures.extend(f for f in current.failures if f.cause == transition.event.dedup_key)
         previous = current
     watch = Watch.of(step.episode, previous)
+    was_open = {(d.policy, d.cycle) for d in first.deadlines if d.is_open}
     return Result(
         episode=step.episode,
         verdict=step.verdict,
         deadline=previous.deadline(FIRST_MEETING),
         watch=watch,
         watch_changed=step.verdict == "applied" and watch != Watch.of(step.transitions[0].before, first),
+        opened=tuple(d for d in previous.deadlines if d.is_open and (d.policy, d.cycle) not in was_open)
+        if step.verdict == "applied" else (),
         fhir_messages=messages,
         outcomes=outcomes,
         rule_failures=tuple(failures),

@@ -15,6 +15,7 @@ import structlog
 from faust.types import TP
 
 from podlink.streams.core.contract import Accepted, Rejection, read_record
+from podlink.streams.core.deadlines import FIRST_MEETING
 from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Policy, Position
 from podlink.streams.pipeline.processor import Result, process
@@ -87,13 +88,11 @@ class RecordHandler:
             self.metrics.rule_failed(failure.rule)
             log.error("rule failed; the event was applied without it", rule=failure.rule,
                       error=failure.error, **context)
-        first = result.deadline
+        opened = {d.policy: d.due_at.isoformat() for d in result.opened}
         log.info("record", outcome=result.verdict, **context,
                  fhir_messages=len(result.fhir_messages),
                  outcome_events=[o["type"] for o in result.outcomes],
-                 deadline=first.due_at.isoformat() if result.watch_changed and first and first.is_open else None,
-                 open_deadlines=sorted(d.policy for d in result.watch.deadlines if d.is_open)
-                 if result.watch_changed and result.watch else None,
+                 deadline=opened.pop(FIRST_MEETING, None), other_deadlines=opened or None,
                  **_where(message))
 
     def _process(self, key: bytes, read: Accepted, message: Message) -> Result:

@@ -156,3 +156,25 @@ def test_each_part_keeps_its_own_style(event):
     text = render_line(event, 200)
     assert text.style == ""
     assert not any(span.start == 0 and span.end == len(text.plain) for span in text.spans)
+
+
+def test_deadlines_of_other_policies_show_when_they_fall_due_in_london_time():
+    accepted = {**RECORD, "type": "uk.nhs.spa.referral.accepted", "deadline": None,
+                "outcome_events": ["uk.nhs.podlink.referral.accepted"],
+                "other_deadlines": {"risk-assessment": "2026-07-02T09:00:00+00:00",
+                                    "cpa-coordinator": "2026-07-08T09:00:00+00:00"}}
+    assert render_line(accepted, 200).plain == (
+        "10:00:00  REF-2026-000123 referral.accepted  → FHIR message, risk assessment due Thu 02 Jul 10:00, "
+        "cpa coordinator due Wed 08 Jul 10:00, referral.accepted")
+
+
+def test_the_policies_in_force_and_the_index_are_one_line_each():
+    policies = {"event": "policies in force", "level": "info", "timestamp": "2026-07-01T09:00:00Z",
+                "source": "/etc/podlink/policies.yaml",
+                "rules": ["first-meeting: from referral.received, due 24h", "high-risk-referral: hook x"]}
+    assert render_line(policies, 200).plain == (
+        "10:00:00  policies in force (/etc/podlink/policies.yaml): first-meeting, high-risk-referral")
+    indexed = {"event": "deadlines indexed", "level": "info", "timestamp": "2026-07-01T09:00:00Z",
+               "referrals": 1200, "recomputed": 3, "seconds": 0.41}
+    assert render_line(indexed, 200).plain == (
+        "10:00:00  deadlines indexed: 1200 referrals in 0.41 s, 3 worked out again under changed policies")

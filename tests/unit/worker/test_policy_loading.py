@@ -92,6 +92,8 @@ def test_each_mistake_is_refused_with_its_line(tmp_path, change, line, problem):
      "    due: 1h\n    audience: pager\n    severity: info\n",
      "6: policy 'a-rule': audience must be one of on-call, team, not 'pager'"),
     ("policies:\n  a-rule: [1, 2\n", "not valid YAML"),
+    ("policies: " + "[" * 20000 + "]" * 20000 + "\n", "1: nested too deeply to be a policy file"),
+    ("policies:\n  a-rule: &a [*a]\n", "policy 'a-rule' must be a mapping"),
     ("", "1: the file is empty"),
     ("policies: {}\nhooks:\n  my-trust-rule: {}\n",
      "3: no installed package provides hook 'my-trust-rule'"),
