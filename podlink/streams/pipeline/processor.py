@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from podlink.fhir_mappings import build_message
+from podlink.fhir_mappings import DEFAULT_BASE_URL, build_message
 from podlink.streams.core.contract import Accepted
 from podlink.streams.core.deadlines import Deadline, first_meeting_deadline
 from podlink.streams.core.episode import Episode, Policy, Position, Verdict, apply
@@ -31,7 +31,7 @@ class Result:
 
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,
-            position: Position | None = None) -> Result:
+            position: Position | None = None, *, fhir_base_url: str = DEFAULT_BASE_URL) -> Result:
     step = apply(episode, accepted.event, policy, position)
     if not step.transitions:
         return Result(step.episode, step.verdict)
@@ -42,7 +42,7 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
     outcomes: list[dict[str, Any]] = []
     for transition in step.transitions:
         deadline = first_meeting_deadline(transition.after, policy)
-        messages.append(build_message(transition.event, transition.after, deadline))
+        messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url))
         outcomes.extend(outcome_events(transition, deadline))
     before = first_meeting_deadline(step.transitions[0].before, policy)
     return Result(

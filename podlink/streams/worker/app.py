@@ -82,6 +82,7 @@ class Worker:
             send=lambda topic, key, value, headers: outputs[topic].send_soon(key=key, value=value, headers=headers),
             metrics=self.metrics, catch_up=self.catch_up,
             max_record_bytes=self.app.conf.producer_max_request_size,
+            fhir_base_url=settings.fhir_base_url,
         )
         self.deadline_scan = DeadlineScan(
             deadlines=self.deadlines, consumer=self.consumer, send_alert=self._send_alert, ledger=self.ledger,
