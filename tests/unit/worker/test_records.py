@@ -160,3 +160,14 @@ def test_a_value_too_large_to_send_on_is_dead_lettered_without_it(h):
     h.handler(max_record_bytes=20_000 + len(b"REF-BIG") + records.RECORD_OVERHEAD_BYTES).handle(
         Message(b"REF-BIG", value, offset=1))
     assert h.to(DEAD_LETTER_TOPIC)[1][1] == value
+
+
+def test_fhir_messages_name_podlinks_own_terms_under_the_configured_base_url(h):
+    handler = h.handler()
+    handler.fhir_base_url = "https://fhir.trust.example/podlink"
+    handler.handle(referral(offset=0))
+    [(_, value, _)] = h.to(FHIR_TOPIC)
+    bundle = json.loads(value)
+    request = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
+    assert request["identifier"][0]["system"] == "https://fhir.trust.example/podlink/Id/referral-id"
+    assert b"podlink.example.org" not in value
