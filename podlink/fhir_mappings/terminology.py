@@ -8,6 +8,8 @@ the CodeableConcept text carries the human reading instead.
 """
 from __future__ import annotations
 
+import functools
+
 from podlink.fhir_mappings import local_codes
 from podlink.fhir_mappings.elements import Json, coding, concept
 from podlink.fhir_mappings.local_codes import LocalCodeSystem
@@ -28,10 +30,14 @@ SERVICE_REQUEST_PRIORITY = {
 }
 
 
+# Cached: a message carries dozens of these, the same few again and again. Like every table here,
+# the dicts returned are shared, so they are never changed in place.
+@functools.lru_cache(maxsize=4096)
 def local_coding(ns: Namespace, system: LocalCodeSystem, code: str) -> Json:
     return coding(ns.code_system(system.id), code, system.display(code))
 
 
+@functools.lru_cache(maxsize=4096)
 def local_concept(ns: Namespace, system: LocalCodeSystem, code: str, text: str | None = None) -> Json:
     return concept(ns.code_system(system.id), code, system.display(code), text)
 
