@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from podlink.fhir_mappings import build_message
+from podlink.fhir_mappings import DEFAULT_BASE_URL, build_message
 from podlink.streams.core.contract import Accepted
 from podlink.streams.core.deadlines import FIRST_MEETING, Deadline
 from podlink.streams.core.episode import Episode, Policy, Position, Verdict, apply
@@ -53,7 +53,7 @@ class Result:
 
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,
-            position: Position | None = None) -> Result:
+            position: Position | None = None, *, fhir_base_url: str = DEFAULT_BASE_URL) -> Result:
     step = apply(episode, accepted.event, policy, position)
     if not step.transitions:
         return Result(step.episode, step.verdict)
@@ -67,7 +67,7 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
     for transition in step.transitions:
         current = evaluation(transition.after, policy)
         deadline = current.deadline(FIRST_MEETING)
-        messages.append(build_message(transition.event, transition.after, deadline))
+        messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url))
         outcomes.extend(outcome_events(transition, deadline))
         outcomes.extend(deadline_outcomes(previous, current))
         outcomes.extend(flag_event(flag) for flag in new_flags(previous, current))

@@ -92,6 +92,7 @@ class Worker:
             metrics=self.metrics, catch_up=self.catch_up,
             max_record_bytes=self.app.conf.producer_max_request_size,
             on_deadlines=self._deadlines_written, rules_fingerprint=self.loaded.fingerprint,
+            fhir_base_url=settings.fhir_base_url,
         )
         self.deadline_scan = DeadlineScan(
             entries=self, index=self.index, consumer=self.consumer, send_alert=self._send_alert,

@@ -17,6 +17,7 @@ from faust.types import TP
 from podlink.streams.core.contract import Accepted, Rejection, read_record
 from podlink.streams.core.deadlines import FIRST_MEETING
 from podlink.streams.core.encoding import json_bytes
+from podlink.fhir_mappings import DEFAULT_BASE_URL
 from podlink.streams.core.episode import Policy, Position
 from podlink.streams.pipeline.processor import Result, process
 from podlink.streams.worker.catchup import CatchUp
@@ -57,6 +58,7 @@ class RecordHandler:
     # Told of each deadline entry written: the deadline timer's index.
     on_deadlines: Callable[[bytes, DeadlineEntry], None] = lambda key, entry: None
     rules_fingerprint: str = ""
+    fhir_base_url: str = DEFAULT_BASE_URL  # the trust's namespace for podlink's FHIR terms
 
     def handle(self, message: Message) -> None:
         try:
@@ -98,7 +100,8 @@ class RecordHandler:
     def _process(self, key: bytes, read: Accepted, message: Message) -> Result:
         stored = self.episodes.get(key)
         episode = EPISODE.decode(stored) if stored else None
-        result = process(episode, read, self.policy, Position(message.topic, message.partition, message.offset))
+        result = process(episode, read, self.policy, Position(message.topic, message.partition, message.offset),
+                         fhir_base_url=self.fhir_base_url)
         if result.stores_episode:
             self.episodes[key] = EPISODE.encode(result.episode)
         if result.watch_changed and result.watch is not None:

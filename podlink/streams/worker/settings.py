@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from podlink.fhir_mappings import DEFAULT_BASE_URL, check_base_url
 
 SPA_TOPIC = "spa.referral-events.v1"
 CARE_TOPIC = "pod.care-events.v1"
@@ -74,6 +75,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console", "auto"] = Field(
         default="auto", description="log lines as JSON, or readable on a terminal (auto: console on a TTY)"
     )
+    fhir_base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        description="the trust's base URL for podlink's own FHIR CodeSystems, extensions and identifier "
+        "systems (an example.org placeholder until set; see docs/fhir-mapping.md)",
+    )
     kafka_security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )
@@ -102,6 +108,11 @@ class Settings(BaseSettings):
             codes = frozenset(code.strip() for code in value.split(",") if code.strip())
             return codes or None
         return value
+
+    @field_validator("fhir_base_url")
+    @classmethod
+    def _check_fhir_base_url(cls, value: str) -> str:
+        return check_base_url(value)
 
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:

@@ -1,6 +1,6 @@
 """The tables' stored bytes: pinned, because RocksDB and the changelogs keep what was written."""
 from podlink.streams.core.deadlines import Deadline
-from podlink.streams.core.episode import Episode
+from podlink.streams.core.episode import Episode, Meeting
 from podlink.streams.pipeline.processor import Watch
 from podlink.streams.worker.codecs import DEAD_LETTER_MARK, DEADLINE_ENTRY, EPISODE, DeadlineEntry
 from tests.support.episodes import T0, hours
@@ -47,3 +47,11 @@ def test_a_stored_episode_loads():
 def test_a_dead_letter_mark_is_the_offset_in_digits():
     assert DEAD_LETTER_MARK.encode(1207) == b"1207"
     assert DEAD_LETTER_MARK.decode(b"1207") == 1207
+
+
+def test_a_stored_episode_keeps_its_meetings_in_the_order_they_were_first_heard_of():
+    # The first meeting heard of carries the referral's first-meeting Encounter id
+    # (fhir_mappings.encounters), so the order must survive the table, whatever the meeting ids.
+    meetings = {m: Meeting(meeting_id=m, status="planned") for m in ("MTG-Z", "MTG-A", "MTG-M")}
+    episode = Episode(referral_id="REF-1", meetings=meetings)
+    assert list(EPISODE.decode(EPISODE.encode(episode)).meetings) == ["MTG-Z", "MTG-A", "MTG-M"]

@@ -179,3 +179,14 @@ def test_a_rule_that_raises_is_logged_and_counted_and_the_event_still_applied(h)
     failed, = (e for e in logged if e["event"].startswith("rule failed"))
     assert (failed["rule"], failed["error"], failed["referral"]) == ("trust-rule", "KeyError", "REF-1")
     assert "Jordan" not in repr(logged)
+
+
+def test_fhir_messages_name_podlinks_own_terms_under_the_configured_base_url(h):
+    handler = h.handler()
+    handler.fhir_base_url = "https://fhir.trust.example/podlink"
+    handler.handle(referral(offset=0))
+    [(_, value, _)] = h.to(FHIR_TOPIC)
+    bundle = json.loads(value)
+    request = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
+    assert request["identifier"][0]["system"] == "https://fhir.trust.example/podlink/Id/referral-id"
+    assert b"podlink.example.org" not in value
