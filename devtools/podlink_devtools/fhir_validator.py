@@ -36,7 +36,7 @@ UKCORE_DIR = VALIDATOR_DIR / "ukcore"
 CLAIMED_PROFILES = tuple(
     f"https://fhir.hl7.org.uk/StructureDefinition/UKCore-{name}"
     for name in ("Bundle", "MessageHeader", "Patient", "ServiceRequest", "Encounter", "CarePlan",
-                 "Observation", "Practitioner", "RelatedPerson", "Location")
+                 "Observation", "Practitioner", "RelatedPerson", "Location", "Task")
 )
 # Any canonical the source set defines counts, whatever its host: UK Core defines some under
 # hl7.org (e.g. the cross-version extension-Patient.fetalStatus).

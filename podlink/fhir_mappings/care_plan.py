@@ -5,7 +5,8 @@ rejected or withdrawn, `completed` at discharge. The care coordinator (CPA) is t
 
 Activities are self-contained `detail`s, in a fixed order: the first-meeting deadline, the first
 contact, each network meeting, CPA reviews, prescriptions and admissions (`_ACTIVITIES`: one
-function per kind, each giving that kind's activities; add a kind there). They do not reference
+function per kind, each giving that kind's activities; add a kind there). Then one activity per
+deadline of every policy, referencing its Task (`tasks.py`), which travels with the CarePlan. They do not reference
 the meeting Encounters: a CarePlan travels in nearly every message, and references would pull
 every meeting, with its people, into each of them. A meeting still planned when the episode
 closes is shown cancelled, as its Encounter is.
@@ -30,6 +31,7 @@ from podlink.fhir_mappings.resource_ids import (
     service_request_id,
 )
 from podlink.fhir_mappings.systems import DMD, PROFILE_CARE_PLAN, Namespace
+from podlink.fhir_mappings.tasks import deadline_tasks, task_reference
 from podlink.fhir_mappings.terminology import (
     MENTAL_HEALTH_CRISIS_PLAN,
     activity_code,
@@ -49,8 +51,10 @@ _MEETING_STATUS = {"planned": "scheduled", "held": "completed", "cancelled": "ca
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
-def care_plan(episode: Episode, deadline: Deadline | None, ns: Namespace) -> list[Json]:
-    """The CarePlan first, then the coordinator's Practitioner when one is assigned."""
+def care_plan(episode: Episode, deadline: Deadline | None, ns: Namespace,
+              deadlines: tuple[Deadline, ...] = ()) -> list[Json]:
+    """The CarePlan first, then a Task per deadline (`tasks.py`), then the coordinator's
+    Practitioner when one is assigned."""
     referral = require_referral(episode)
     coordinator = episode.coordinator
     plan = compact({
@@ -66,9 +70,13 @@ def care_plan(episode: Episode, deadline: Deadline | None, ns: Namespace) -> lis
         "author": staff_reference(episode, coordinator.staffId) if coordinator else None,
         # R4 CarePlan.basedOn may only point at CarePlans: the referral is supporting information.
         "supportingInfo": [reference(service_request_id(referral.referralId))],
-        "activity": [activity for kind in _ACTIVITIES for activity in kind(episode, deadline, ns)],
+        "activity": [
+            *(activity for kind in _ACTIVITIES for activity in kind(episode, deadline, ns)),
+            *({"reference": task_reference(d)} for d in deadlines),
+        ],
     })
-    return [plan, practitioner(coordinator.staffId, ns)] if coordinator else [plan]
+    tasks = deadline_tasks(episode, deadlines, ns)
+    return [plan, *tasks, practitioner(coordinator.staffId, ns)] if coordinator else [plan, *tasks]
 
 
 def _ended_at(episode: Episode) -> datetime | None:

@@ -14,7 +14,7 @@ from podlink.fhir_mappings.local_codes import CODE_SYSTEMS, EXTENSIONS, LocalCod
 from podlink.fhir_mappings.systems import Namespace, namespace
 
 # The business version of every published resource: bump it when a code or extension is added.
-PUBLISHED_VERSION = "1.0.0"
+PUBLISHED_VERSION = "1.1.0"  # 1.1.0: deadline policies and outcomes (Task)
 _PUBLISHER = "podlink"
 _EXTENSION_BASE = "http://hl7.org/fhir/StructureDefinition/Extension"
 

@@ -168,10 +168,36 @@ RISK_LEVEL = _system(
     {"low": "Low risk", "medium": "Medium risk", "high": "High risk"},
 )
 
+DEADLINE_POLICY = _system(
+    "pod-deadline-policy", "POD deadline policy",
+    "The deadlines of podlink's shipped policy file (docs/policies.md). A trust's own policies "
+    "travel as text, without a code from this system.",
+    {
+        "first-meeting": "First network meeting within 24 hours of referral",
+        "first-contact": "First contact within 4 hours of an emergency or very urgent referral",
+        "risk-assessment": "Risk assessment within 24 hours of acceptance",
+        "risk-review": "Risk review by its due date",
+        "cpa-coordinator": "CPA care coordinator assigned within 7 days of acceptance",
+        "cpa-review": "CPA review by its due date",
+        "post-discharge-follow-up": "Follow-up within 72 hours of leaving an inpatient ward",
+    },
+)
+
+DEADLINE_OUTCOME = _system(
+    "pod-deadline-outcome", "POD deadline outcome",
+    "How a deadline ended, as the business status of its Task.",
+    {
+        "met-within-deadline": "Met by its due time",
+        "met-after-deadline": "Met after its due time",
+        "missed": "Ended unmet after its due time",
+        "cancelled": "Cancelled before its due time",
+    },
+)
+
 CODE_SYSTEMS: tuple[LocalCodeSystem, ...] = (
     MESSAGE_EVENTS, REFERRAL_CATEGORY, ENCOUNTER_TYPE, STAFF_ROLE, NETWORK_RELATIONSHIP,
     CANCELLATION_REASON, ACTIVITY, ACTIVITY_OUTCOME, OUTCOME_MEASURE, MEASURE_ITEM,
-    MEASURE_TIMEPOINT, RISK_LEVEL,
+    MEASURE_TIMEPOINT, RISK_LEVEL, DEADLINE_POLICY, DEADLINE_OUTCOME,
 )
 
 SERVICE_USER_ATTENDED = LocalExtension(

@@ -25,6 +25,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.relatedperson import RelatedPerson
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
 from podlink.fhir_mappings.care_plan import care_plan
@@ -54,7 +55,7 @@ _MODELS = {
     model.get_resource_type(): model
     for model in (
         CarePlan, Encounter, Location, MessageHeader, Observation, Patient, Practitioner,
-        RelatedPerson, ServiceRequest,
+        RelatedPerson, ServiceRequest, Task,
     )
 }
 
@@ -64,10 +65,12 @@ _VALIDATED = ValidationCache(max_entries=200_000)
 
 def build_message(
     event: Event, episode: Episode, deadline: Deadline | None, *, base_url: str = DEFAULT_BASE_URL,
+    deadlines: tuple[Deadline, ...] = (),
 ) -> Json:
     """The message Bundle (as JSON) for the change `event` made; `episode` is the state after it.
 
-    `deadline` is the episode's first-meeting deadline, if its clock has started. `base_url` is
+    `deadline` is the episode's first-meeting deadline, if its clock has started; `deadlines` all
+    its deadlines (every policy, open or closed), each sent as a Task with the CarePlan. `base_url` is
     the trust's namespace for podlink's own code systems, extensions and identifier systems
     (`PODLINK_FHIR_BASE_URL`). The same inputs always give an equal result, ids included.
     Raises MappingError if the episode has no referral to send or the result would not be valid
@@ -75,7 +78,7 @@ def build_message(
     """
     ns = namespace(base_url)
     referral = require_referral(episode)
-    groups = _concerned(event, episode, deadline, ns)
+    groups = _concerned(event, episode, deadline, ns, deadlines)
     focus = _unique([group[0] for group in groups])
     pool = _unique([*(r for group in groups for r in group), patient(referral.patient), service_request(episode, ns)])
     bundle = {
@@ -94,7 +97,8 @@ def build_message(
     return _validated(bundle)
 
 
-def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Namespace) -> list[list[Json]]:
+def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Namespace,
+               deadlines: tuple[Deadline, ...]) -> list[list[Json]]:
     """The resources the event concerns, the message's main focus first: each a group of the
     resource followed by the resources it references."""
     match event.data:
@@ -102,28 +106,28 @@ def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Na
             network = [[related_person(episode, p.personId, p.relationship, ns)] for p in referral.network]
             return [
                 [service_request(episode, ns)], first_meeting_encounter(episode, ns),
-                care_plan(episode, deadline, ns), *network,
+                care_plan(episode, deadline, ns, deadlines), *network,
             ]
         case ReferralAccepted():
-            return [[service_request(episode, ns)], care_plan(episode, deadline, ns)]
+            return [[service_request(episode, ns)], care_plan(episode, deadline, ns, deadlines)]
         case ReferralRejected() | ReferralWithdrawn():
-            return [[service_request(episode, ns)], care_plan(episode, deadline, ns), *closing_encounters(episode, ns)]
+            return [[service_request(episode, ns)], care_plan(episode, deadline, ns, deadlines), *closing_encounters(episode, ns)]
         case MeetingScheduled() | MeetingHeld() | MeetingCancelled() as change:
             meeting = episode.meetings.get(change.meetingId)
             if meeting is None:
                 raise MappingError("the episode has no meeting with the event's meeting id")
-            return [meeting_encounter(episode, meeting, ns), care_plan(episode, deadline, ns)]
+            return [meeting_encounter(episode, meeting, ns), care_plan(episode, deadline, ns, deadlines)]
         case MeasureRecorded() as measure:
             return [measure_observation(episode, measure, ns)]
         case RiskAssessed() as risk:
             return [risk_observation(episode, risk, ns)]
         case EpisodeDischarged():
-            return [care_plan(episode, deadline, ns), *closing_encounters(episode, ns)]
+            return [care_plan(episode, deadline, ns, deadlines), *closing_encounters(episode, ns)]
         case (
             ContactMade() | CpaCoordinatorAssigned() | CpaReviewHeld() | MedicationPrescribed()
             | AdmissionStarted() | AdmissionEnded()
         ):
-            return [care_plan(episode, deadline, ns)]
+            return [care_plan(episode, deadline, ns, deadlines)]
     raise MappingError(f"no message for event type {event.type}")
 
 

@@ -23,6 +23,7 @@ PROFILE_OBSERVATION = _UK_CORE + "Observation"
 PROFILE_PRACTITIONER = _UK_CORE + "Practitioner"
 PROFILE_RELATED_PERSON = _UK_CORE + "RelatedPerson"
 PROFILE_LOCATION = _UK_CORE + "Location"
+PROFILE_TASK = _UK_CORE + "Task"
 
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_ORGANISATION = "https://fhir.nhs.uk/Id/ods-organization-code"

@@ -115,6 +115,17 @@ def deadline_outcome(ns: Namespace, met_within: bool) -> Json:
     return local_concept(ns, local_codes.ACTIVITY_OUTCOME, code)
 
 
+def deadline_policy(ns: Namespace, policy: str) -> Json:
+    # A trust's own policy has no code in podlink's CodeSystem: its name travels as text.
+    if policy in local_codes.DEADLINE_POLICY.concepts:
+        return local_concept(ns, local_codes.DEADLINE_POLICY, policy)
+    return {"text": policy}
+
+
+def deadline_ending(ns: Namespace, ending: str) -> Json:
+    return local_concept(ns, local_codes.DEADLINE_OUTCOME, ending)
+
+
 MENTAL_HEALTH_CRISIS_PLAN = concept(SNOMED, "736253002", "Mental health crisis plan")
 RISK_ASSESSMENT = concept(SNOMED, "225338004", "Risk assessment")
 

@@ -145,7 +145,7 @@ def test_every_event_type_and_the_published_terms_are_among_what_is_validated():
     names = _valid()
     assert len({s.event.type for s in built.every_message()}) == 16
     assert all(f"unit {s.label}" in names for s in built.every_message())
-    assert sum(name.startswith("published CodeSystem/") for name in names) == 24  # 12 systems, 2 bases
+    assert sum(name.startswith("published CodeSystem/") for name in names) == 28  # 14 systems, 2 bases
 
 
 def test_no_errors_and_only_the_warnings_the_mapping_documents():

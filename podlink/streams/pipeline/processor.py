@@ -67,7 +67,8 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
     for transition in step.transitions:
         current = evaluation(transition.after, policy)
         deadline = current.deadline(FIRST_MEETING)
-        messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url))
+        messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url,
+                                      deadlines=current.deadlines))
         outcomes.extend(outcome_events(transition, deadline))
         outcomes.extend(deadline_outcomes(previous, current))
         outcomes.extend(flag_event(flag) for flag in new_flags(previous, current))

@@ -28,10 +28,10 @@ def at(text: str) -> datetime:
 
 
 def ev(name: str, **data: Any) -> dict[str, Any]:
-    """The contract's example event `name` with a fresh id and `data` changed."""
+    """The contract's example event `name` with a fresh id and `data` changed (None: left out)."""
     value = copy.deepcopy(example(name))
     value["id"] = f"{value['id']}-{next(_ids)}"
-    value["data"] |= data
+    value["data"] = {k: v for k, v in (value["data"] | data).items() if v is not None}
     return value
 
 
