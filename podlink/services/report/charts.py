@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from podlink.services.report.tables import RELATIONSHIP_LABELS, TIMEPOINT_LABELS, hours_label
 
@@ -50,6 +51,7 @@ def attendance(report: dict[str, Any]) -> Chart | None:
     axes = figure.add_subplot()
     bars = axes.barh(labels, values, color=NHS_BLUE)
     axes.bar_label(bars, padding=3)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(f"Meetings (of {report['withNetwork']} with a network member)")
     parts = ", ".join(f"{RELATIONSHIP_LABELS[key].lower()} {n}" for key, n in counts.items())
     return Chart("attendance", _svg(figure, "attendance"),
@@ -61,16 +63,18 @@ def first_meeting(report: dict[str, Any]) -> Chart | None:
     if not first["n"]:
         return None
     bins = first["hoursFromStart"]
-    labels = [hours_label(b["from"], b["to"]) for b in bins]
+    labels = [f"{b['from']}+" if b["to"] is None else f"{b['from']}\u2013{b['to']}" for b in bins]
     figure = Figure(figsize=(7.5, 3.4))
     axes = figure.add_subplot()
     bars = axes.bar(labels, [b["n"] for b in bins], color=NHS_BLUE)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.bar_label(bars, padding=2)
     # The 24-hour line falls between the bin that ends at 24 hours and the one that starts there.
     line_at = next(i for i, b in enumerate(bins) if b["from"] == 24) - 0.5
     axes.axvline(line_at, color=NHS_RED, linestyle="--", linewidth=2)
     axes.text(line_at + 0.05, axes.get_ylim()[1] * 0.95, "24 hours", color=NHS_RED, va="top")
     axes.set_xlabel("Hours from the deadline's start to the first meeting")
+    labels = [hours_label(b["from"], b["to"]) for b in bins]
     axes.set_ylabel("First meetings")
     within = sum(b["n"] for b in bins if b["to"] is not None and b["to"] <= 24)
     parts = ", ".join(f"{label} hours {b['n']}" for label, b in zip(labels, bins))
@@ -83,10 +87,12 @@ def measures(report: dict[str, Any]) -> Chart | None:
     instruments = report["measures"]
     if not instruments:
         return None
-    figure = Figure(figsize=(7.5, 2.6 * ((len(instruments) + 1) // 2)))
+    columns = 1 if len(instruments) == 1 else 2
+    rows = -(-len(instruments) // columns)
+    figure = Figure(figsize=(7.5, 2.8 * rows + 0.4))
     sentences = []
     for i, (instrument, timepoints) in enumerate(instruments.items(), 1):
-        axes = figure.add_subplot((len(instruments) + 1) // 2, 2, i)
+        axes = figure.add_subplot(rows, columns, i)
         labels = [TIMEPOINT_LABELS.get(t, t) for t in timepoints]
         means = [entry["mean"] for entry in timepoints.values()]
         errors = [entry["sd"] or 0 for entry in timepoints.values()]
@@ -115,7 +121,8 @@ def governance(report: dict[str, Any]) -> Chart | None:
     axes.barh(names, met, color=NHS_GREEN, label="Met")
     axes.barh(names, missed, left=met, color=NHS_RED, label="Missed")
     axes.set_xlabel("Deadlines")
-    axes.legend(loc="lower right", frameon=False)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False)
     parts = "; ".join(f"{p} {policies[p]['met']} met, {policies[p]['missed']} missed" for p in policies)
     return Chart("governance", _svg(figure, "governance"), f"Stacked bar chart of deadlines by policy: {parts}.")
 

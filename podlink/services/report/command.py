@@ -31,11 +31,13 @@ def run_report(settings: Settings, from_file: str | None, fmt: str, out: Path | 
     if fmt in ("html", "csv") and out is None:
         say(f"--format {fmt} needs --out ({'a file, e.g. report.html' if fmt == 'html' else 'a folder'})")
         return 2
-    # The client's own log lines would land among the JSON on standard output; one line
-    # saying why reading failed replaces them.
-    logging.getLogger("kafka").setLevel(logging.CRITICAL)
     source = from_file
     where = OUTCOMES_TOPIC if source is None else ("standard input" if source == "-" else source)
+    # The client's own log lines would land among the JSON on standard output; one line
+    # saying why reading failed replaces them.
+    kafka_log = logging.getLogger("kafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
     try:
         values: Iterable[bytes | None] = (topic_values(settings) if source is None
                                           else file_lines(None if source == "-" else Path(source)))
@@ -52,6 +54,8 @@ def run_report(settings: Settings, from_file: str | None, fmt: str, out: Path | 
     except Exception as exc:  # noqa: BLE001 - a broker that cannot be reached: one line, not a traceback
         say(f"cannot read {where} from {settings.kafka_bootstrap}: {error_text(exc)}")
         return 2
+    finally:
+        kafka_log.setLevel(level)
     if report["skipped"]:
         reasons = "; ".join(f"{reason}: {n}" for reason, n in report["skippedReasons"].items())
         say(f"skipped {report['skipped']} records that are not podlink outcome events ({reasons})")

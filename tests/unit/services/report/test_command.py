@@ -88,7 +88,9 @@ def test_a_missing_file_is_one_line_and_exit_2(tmp_path):
     assert err == f"podlink report: cannot read {tmp_path / 'missing.jsonl'}: No such file or directory\n"
 
 
-def test_the_command_line_takes_the_scope_and_refuses_a_time_without_a_zone(tmp_path, capsys):
+def test_the_command_line_takes_the_scope_and_refuses_a_time_without_a_zone(tmp_path, capsys, monkeypatch):
+    # Logging set up on pytest's captured output would outlive it and break later tests.
+    monkeypatch.setattr("podlink.services.cli.logs.configure", lambda fmt: None)
     path = _events(tmp_path)
     assert main(["report", "--from-file", str(path), "--team", "POD-KENT", "--since", "2026-03-02T09:00Z",
                  "--until", "2026-03-03T00:00+00:00"]) == 0
