@@ -11,9 +11,12 @@ and one parent and both parents never share a meeting.
 """
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from podlink.services.samples import POD_SOURCE, Record, pathway
@@ -175,3 +178,27 @@ def outcome_events(records: list[Record], policy: Policy = Policy()) -> Iterator
         if result.stores_episode:
             episodes[record.key] = result.episode
         yield from result.outcomes
+
+
+def outcome_file(path: Path, events: int, figures: Figures = KENT) -> int:
+    """Writes about `events` outcome events, one JSON object a line: copies of one cohort's
+    events, each copy with its own referral and event ids, so none is a duplicate. For timing
+    `podlink report --from-file`; returns how many were written."""
+    cohort = [json.dumps(event) for event in outcome_events(corpus(figures, "REF-COPY", datetime(2025, 1, 6, 9, tzinfo=timezone.utc)))]
+    written = 0
+    with path.open("w") as file:
+        for copy in range(-(-events // len(cohort))):
+            for line in cohort:
+                event = json.loads(line.replace("REF-COPY-", f"REF-C{copy:05d}-"))
+                event["id"] = stable_id("copy", event["id"], str(copy))
+                file.write(json.dumps(event) + "\n")
+                written += 1
+    return written
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Write a file of outcome events from copies of the Kent cohort.")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--out", type=Path, required=True)
+    arguments = parser.parse_args()
+    print(f"wrote {outcome_file(arguments.out, arguments.events)} outcome events to {arguments.out}")

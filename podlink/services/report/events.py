@@ -7,10 +7,11 @@ value, so nothing from a record reaches a terminal or a log.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
+
+import orjson
 
 PREFIX = "uk.nhs.podlink."
 
@@ -92,8 +93,8 @@ def parse(raw: bytes | str | None) -> OutcomeEvent | Skipped:
     if raw is None:
         return Skipped("no value")
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # invalid UTF-8 too
         return Skipped("not JSON")
     if not isinstance(value, dict):
         return Skipped("not a JSON object")
