@@ -35,9 +35,10 @@ def run_report(settings: Settings, from_file: str | None, fmt: str, out: Path | 
     where = OUTCOMES_TOPIC if source is None else ("standard input" if source == "-" else source)
     # The client's own log lines would land among the JSON on standard output; one line
     # saying why reading failed replaces them.
-    kafka_log = logging.getLogger("kafka")
-    level = kafka_log.level
-    kafka_log.setLevel(logging.CRITICAL)
+    client_logs = [logging.getLogger(name) for name in ("aiokafka", "kafka")]
+    levels = [log.level for log in client_logs]
+    for log in client_logs:
+        log.setLevel(logging.CRITICAL)
     try:
         values: Iterable[bytes | None] = (topic_values(settings) if source is None
                                           else file_lines(None if source == "-" else Path(source)))
@@ -55,7 +56,8 @@ def run_report(settings: Settings, from_file: str | None, fmt: str, out: Path | 
         say(f"cannot read {where} from {settings.kafka_bootstrap}: {error_text(exc)}")
         return 2
     finally:
-        kafka_log.setLevel(level)
+        for log, level in zip(client_logs, levels):
+            log.setLevel(level)
     if report["skipped"]:
         reasons = "; ".join(f"{reason}: {n}" for reason, n in report["skippedReasons"].items())
         say(f"skipped {report['skipped']} records that are not podlink outcome events ({reasons})")

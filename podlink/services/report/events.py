@@ -32,7 +32,7 @@ def _text(value: Any) -> bool:
 
 
 def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return type(value) is int  # not a bool, which is an int too
 
 
 def _number(value: Any) -> bool:
@@ -53,7 +53,7 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 
 def _counts(value: Any) -> bool:
-    return isinstance(value, dict) and all(_whole(n) and n >= 0 for n in value.values())
+    return type(value) is dict and all(type(n) is int and n >= 0 for n in value.values())
 
 
 def _attendance(value: Any) -> bool:

@@ -58,17 +58,18 @@ def build_report(records: Iterable[OutcomeEvent | Skipped], scope: Scope = Scope
 
 def figures(c: Cohort) -> dict[str, Any]:
     held = c.of("meeting.held")
+    meetings = attendance(held)
     return {
         "referrals": referrals(c),
         "firstMeeting": first_meeting(c.of("meeting.first")),
         "firstContact": first_contact(c.of("contact.first"), c.of("deadline.met"), c.of("deadline.missed")),
-        **attendance(held),
+        **meetings,
         "meetingsPerReferral": meetings_per_referral(held),
         "adherence": summary([e.data["adherenceScore"] for e in held if e.data["adherenceScore"] is not None]),
         "measures": measures(c.of("measure.recorded")),
         "governance": governance(c.of("deadline.met"), c.of("deadline.missed")),
         "governanceFlags": _sorted_counts(Counter(e.data["rule"] for e in c.of("governance.flagged"))),
-        "fidelity": fidelity(c),
+        "fidelity": fidelity(c, meetings),
     }
 
 
@@ -204,10 +205,11 @@ def governance(met: list[OutcomeEvent], missed: list[OutcomeEvent]) -> dict[str,
             for policy in _ordered(counts, POLICIES)}
 
 
-def fidelity(c: Cohort) -> dict[str, Any]:
+def fidelity(c: Cohort, held: dict[str, Any]) -> dict[str, Any]:
     """POD's principles that no other system measures (seeds 001 and 003): of the referrals
     accepted, the first meeting within 24 hours of the referral and the days with a meeting in
-    the first 14; of the meetings held, those with the network and with a peer support worker;
+    the first 14; of the meetings held (`held`: their attendance figures), those with the
+    network and with a peer support worker;
     of new prescriptions (no urgent safety override), those after at least three meetings."""
     accepted = {e.referral_id for e in c.of("referral.accepted")}
     starts: dict[str, list[datetime]] = defaultdict(list)
@@ -217,7 +219,6 @@ def fidelity(c: Cohort) -> dict[str, Any]:
                  if starts[ref] and min(starts[ref]) - c.received_at[ref] <= timedelta(hours=WITHIN_HOURS))
     days = sorted(meeting_days(c.received_at[ref], starts[ref]) for ref in accepted)
     daily = sum(1 for d in days if d >= DAILY_ENOUGH)
-    held = attendance(c.of("meeting.held"))
     new = [e for e in c.of("medication.prescribed") if e.data["isNew"] and e.data["urgentSafetyOverride"] is not True]
     after_three = sum(1 for e in new if e.data["meetingsHeldBefore"] >= MEETINGS_BEFORE_MEDICATION)
     spread = quartiles(days)
