@@ -68,7 +68,8 @@ def test_a_team_with_no_referrals_and_an_unreachable_broker(fresh_broker, start_
     nobody = podlink_report("--bootstrap", nowhere)
     assert nobody.returncode == 2
     assert nobody.stderr.count("\n") == 1 and "Traceback" not in nobody.stderr
-    assert nobody.stderr.startswith(f"podlink report: cannot read pod.outcomes.v1 from {nowhere}: ")
+    assert nobody.stderr == (f"podlink report: cannot read pod.outcomes.v1: cannot reach Kafka ({nowhere}: "
+                             "connection refused); check PODLINK_KAFKA_BOOTSTRAP and that the brokers are running\n")
 
 
 def test_the_topic_missing_is_said_plainly(fresh_broker):

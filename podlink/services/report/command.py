@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
-from podlink.services.kafka_login import error_text
+from podlink.services.kafka_login import KafkaLoginError, KafkaUnreachableError, check_login, error_text
 from podlink.services.report.collect import Scope
 from podlink.services.report.events import parse
 from podlink.services.report.figures import build_report
@@ -40,9 +40,15 @@ def run_report(settings: Settings, from_file: str | None, fmt: str, out: Path | 
     for log in client_logs:
         log.setLevel(logging.CRITICAL)
     try:
+        if source is None:
+            # As a worker does before it starts: the clients would only say "Unable to bootstrap".
+            check_login(settings)
         values: Iterable[bytes | None] = (topic_values(settings) if source is None
                                           else file_lines(None if source == "-" else Path(source)))
         report = build_report((parse(value) for value in values), scope)
+    except (KafkaLoginError, KafkaUnreachableError) as exc:
+        say(f"cannot read {OUTCOMES_TOPIC}: {exc}")
+        return 2
     except NoSuchTopic:
         say(f"no outcome events: {OUTCOMES_TOPIC} does not exist on {settings.kafka_bootstrap} "
             "(a worker creates it when it starts)")
