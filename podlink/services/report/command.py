@@ -1,15 +1,18 @@
 """`podlink report`: read the outcome events, compute the report, write it.
 
 Exit status: 0 written; 1 nothing to report (no outcome events, or no referral in scope);
-2 the input could not be read (broker unreachable, file missing) or the options do not fit.
+2 the input could not be read (broker unreachable or refusing the login, file missing) or the
+options do not fit.
 """
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+from aiokafka.errors import KafkaError
 
 from podlink.services.kafka_login import KafkaLoginError, KafkaUnreachableError, check_login, error_text
 from podlink.services.report.collect import Scope
@@ -58,7 +61,7 @@ def run_report(settings: Settings, from_file: str | None, fmt: str, out: Path | 
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - a broker that cannot be reached: one line, not a traceback
+    except (KafkaError, TimeoutError) as exc:  # the broker went away while being read
         say(f"cannot read {where} from {settings.kafka_bootstrap}: {error_text(exc)}")
         return 2
     finally:
@@ -76,7 +79,8 @@ def run_report(settings: Settings, from_file: str | None, fmt: str, out: Path | 
     return _write(report, fmt, out, stdout or sys.stdout, say)
 
 
-def _write(report: dict, fmt: str, out: Path | None, stdout: TextIO, say) -> int:
+def _write(report: dict[str, Any], fmt: str, out: Path | None, stdout: TextIO,
+           say: Callable[[str], None]) -> int:
     try:
         if fmt == "csv":
             assert out is not None
