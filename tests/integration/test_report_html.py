@@ -48,5 +48,7 @@ def test_the_html_report_renders_self_contained_with_charts_tables_and_principle
         assert [c.text for c in cards][2] == "52.5%"  # meetings with the network present
         assert "1 record skipped" in browser.find_element(By.ID, "skipped").text
         governance = browser.find_elements(By.CSS_SELECTOR, "#table-governance tbody tr")
-        assert [r.text for r in governance] == ["first-meeting 1 0 100.0", "risk-assessment 0 1 0.0"]
+        # The cohort's 50 first meetings, each within its deadline (the pipeline's deadline.met),
+        # and the one added above.
+        assert [r.text for r in governance] == ["first-meeting 51 0 100.0", "risk-assessment 0 1 0.0"]
         assert screenshot(browser, "report-kent").stat().st_size > 50_000
