@@ -2,13 +2,15 @@
 per flag raised, none for deadlines met, and none again after a restart."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+from podlink.streams.core.encoding import utc_text
 from podlink.streams.worker.settings import ALERTS_TOPIC, OUTCOMES_TOPIC
 from tests.support.broker_io import ago, of, send, values, wait_until
 from tests.support.brokers import consume_until_done
 from tests.support.pathway_events import event, meetings, referral
-from tests.support.policies import shipped
+from tests.support.policies import FIRST_MEETING_ONLY, shipped
 from tests.support.worker_metrics import after_more_scans, counting, total
 
 DAY = timedelta(days=1)
@@ -103,3 +105,45 @@ def test_each_rule_alerts_once_when_missed_never_when_met_and_not_again_after_a_
     wait_until(counting(again.web_url, 1), 90, "the new event counted")
     assert total(after_more_scans(again.web_url, 3), "podlink_alerts_total") == 0
     assert len(_alerts(fresh_broker.bootstrap, prefix, lambda found: len(found) >= raised)) == raised
+
+
+def test_a_changed_policy_file_applies_to_open_referrals_at_the_next_start_and_alerts_once(
+        fresh_broker, start_worker, prefix, tmp_path):
+    policy = tmp_path / "policies.yaml"
+    policy.write_text(FIRST_MEETING_ONLY)
+    ref = f"{prefix}-OPEN"
+    worker = start_worker(fresh_broker.bootstrap, PODLINK_POLICY_FILE=str(policy))
+    received = ago(10)
+    send(fresh_broker.bootstrap, [referral(ref, received)])
+    wait_until(counting(worker.web_url, 1), 90, "the referral counted")
+    # Due in 14 hours, at risk in 8: nothing to say yet.
+    assert total(after_more_scans(worker.web_url, 2), "podlink_alerts_total") == 0
+
+    # The trust shortens the first-meeting deadline to 8 hours: 2 hours ago for this referral.
+    policy.write_text(FIRST_MEETING_ONLY.replace("due: 24h\n    warn_before: 6h", "due: 8h\n    warn_before: 1h"))
+    worker.stop()
+    worker.start()
+    indexed = _indexed(worker, runs=2)
+    assert (indexed["referrals"], indexed["recomputed"]) == (1, 1)
+    alerts = _alerts(fresh_broker.bootstrap, prefix, lambda found: len(found) >= 1)
+    breach, = alerts
+    assert (breach["type"], breach["data"]["policy"]) == ("uk.nhs.podlink.sla.breached", "first-meeting")
+    assert breach["data"]["dueAt"] == utc_text(received + 8 * HOUR)
+
+    # Started again under the same file: the breach already raised is not raised again.
+    worker.stop()
+    worker.start()
+    _indexed(worker, runs=3)
+    assert total(after_more_scans(worker.web_url, 3), "podlink_alerts_total") == 0
+    assert len(_alerts(fresh_broker.bootstrap, prefix, lambda found: True)) == 1
+
+
+def _indexed(worker, runs: int) -> dict:
+    """The first "deadlines indexed" line of the worker's run number `runs` (its own log file)."""
+    assert worker.runs == runs
+
+    def found() -> dict | None:
+        lines = (json.loads(text) for text in worker.log_path.read_text(errors="replace").splitlines()
+                 if text.startswith("{"))
+        return next((line for line in lines if line.get("event") == "deadlines indexed"), None)
+    return wait_until(found, 90, f"run {runs} indexed its deadlines")
