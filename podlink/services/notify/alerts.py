@@ -38,11 +38,17 @@ class Alert:
     raised_at: datetime
     due_at: datetime | None
     resolved_by: str | None = None
+    cycle: int = 0  # a repeating deadline's round (risk and CPA reviews); 0 for the first and for flags
 
     @property
     def key(self) -> str:
-        """What ties an alert to the one it resolves, and PagerDuty's dedup_key."""
+        """PagerDuty's dedup_key: the referral and the policy (or rule)."""
         return f"{self.referral_id}:{self.topic}"
+
+    @property
+    def deadline(self) -> tuple[str, str, int]:
+        """The deadline an alert is about: what ties a resolution or a breach to earlier alerts."""
+        return self.referral_id, self.topic, self.cycle
 
 
 def _text(data: dict[str, Any], name: str, required: bool = True) -> str | None:
@@ -98,4 +104,12 @@ def parse_alert(value: bytes | None) -> Alert:
         raised_at=_moment(data, "raisedAt"),  # type: ignore[arg-type]
         due_at=_moment(data, "dueAt", required=kind != "flagged"),
         resolved_by=_text(data, "resolvedBy", required=False) if kind == "resolved" else None,
+        cycle=_cycle(data),
     )
+
+
+def _cycle(data: dict[str, Any]) -> int:
+    cycle = data.get("cycle", 0)
+    if not isinstance(cycle, int) or isinstance(cycle, bool) or cycle < 0:
+        raise Unreadable("data.cycle is not a whole number of 0 or more")
+    return cycle

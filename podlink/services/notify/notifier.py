@@ -93,7 +93,7 @@ class Notifier:
         now = self.clock()
         if alert.kind == "breached":
             for other in list(self.store.escalations.values()):
-                if other.alert.key == alert.key and other.alert.kind == "at-risk" and other.status == "open":
+                if other.alert.deadline == alert.deadline and other.alert.kind == "at-risk" and other.status == "open":
                     await self.store.put_escalation(esc_rules.supersede(other, now))
         esc, pages = esc_rules.open_escalation(alert, self.rota, now)
         await self.store.put_escalation(esc)
@@ -120,7 +120,7 @@ class Notifier:
         now = self.clock()
         matched = False
         for esc in list(self.store.escalations.values()):
-            if esc.alert.key != alert.key or esc.status not in ("open", "acknowledged"):
+            if esc.alert.deadline != alert.deadline or esc.status not in ("open", "acknowledged"):
                 continue
             matched = True
             closed, pages = esc_rules.resolve(esc, alert.resolved_by or "resolved", now)

@@ -24,16 +24,19 @@ def utc(text: str) -> datetime:
 
 
 def sla_event(kind: str, ref: str, due: datetime, raised: datetime, policy: str = "first-meeting",
-              audience: str = "on-call", severity: str | None = None, **extra: Any) -> dict[str, Any]:
-    """An SLA alert as the worker writes it (podlink/streams/core/alerts.py)."""
+              audience: str = "on-call", severity: str | None = None, cycle: int = 0, **extra: Any
+              ) -> dict[str, Any]:
+    """An SLA alert as the worker writes it (podlink/streams/core/alerts.py): a repeating
+    deadline's later rounds carry their `cycle`, in the data and in the id."""
     data = {
         "referralId": ref, "policy": policy, "audience": audience,
         "severity": severity or {"breached": "critical", "at-risk": "warning", "resolved": "info"}[kind],
         "teamCode": "POD-CANTERBURY", "dueAt": utc_text(due), "dueAtLocal": due.isoformat(),
-        "raisedAt": utc_text(raised), "minutesPastDeadline": int((raised - due).total_seconds() // 60),
-        **extra,
+        "cycle": cycle, "raisedAt": utc_text(raised),
+        "minutesPastDeadline": int((raised - due).total_seconds() // 60), **extra,
     }
-    return {"specversion": "1.0", "id": stable_id("sla." + kind, ref, policy),
+    id_parts = (policy,) if cycle == 0 else (policy, str(cycle))
+    return {"specversion": "1.0", "id": stable_id("sla." + kind, ref, *id_parts),
             "source": "urn:podlink:episode-processor", "type": "uk.nhs.podlink.sla." + kind,
             "subject": ref, "time": utc_text(raised), "datacontenttype": "application/json", "data": data}
 

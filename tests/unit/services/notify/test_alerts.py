@@ -68,3 +68,9 @@ def test_what_is_wrong_is_named_without_the_value() -> None:
 def test_how_late_or_how_long_left(offset_minutes: int, expected: str) -> None:
     due = utc("2026-06-02T09:00")
     assert lateness(due, due + minutes(offset_minutes)) == expected
+
+
+def test_a_repeating_deadlines_round_is_read_and_checked() -> None:
+    later = parse_alert(json_bytes(sla_event("breached", "REF-A-4", T0, T0, policy="cpa-review", cycle=2)))
+    assert (later.cycle, later.deadline, later.key) == (2, ("REF-A-4", "cpa-review", 2), "REF-A-4:cpa-review")
+    assert _broken(lambda e: e["data"].update(cycle="2")) == "data.cycle is not a whole number of 0 or more"

@@ -230,3 +230,22 @@ def test_a_page_decided_but_not_begun_before_a_crash_is_sent_at_start(tmp_path: 
     assert at_start == ["/duty"]
     assert [r.path for r in second.hooks.received] == ["/duty"]
     assert second.types() == ["alert.sent"]
+
+
+def test_a_resolution_closes_its_own_round_of_a_repeating_deadline_only(tmp_path: Path) -> None:
+    due = T0 - minutes(60)
+
+    async def scenario():
+        async with harness(tmp_path, T0) as h:
+            for cycle in (0, 1):
+                event = sla_event("breached", "REF-N-5", due, T0, policy="risk-review", audience="team", cycle=cycle)
+                await h.notifier.handle(b"REF-N-5", json_bytes(event), WHERE)
+            resolved = sla_event("resolved", "REF-N-5", due, T0 + minutes(5), policy="risk-review",
+                                 audience="team", cycle=1, resolvedBy="met")
+            await h.notifier.handle(b"REF-N-5", json_bytes(resolved), WHERE)
+            await h.notifier.drain()
+            return h
+    h = asyncio.run(scenario())
+    assert [e.alert.cycle for e in h.notifier.open_alerts()] == [0]
+    assert [(r.path, r.json()["purpose"]) for r in h.hooks.received] == [
+        ("/manager", "alert"), ("/manager", "alert"), ("/manager", "resolved")]
