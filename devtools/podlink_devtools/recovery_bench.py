@@ -230,7 +230,7 @@ def scan_deadlines(data_dir: Path) -> Scan:
             db.close()
     index = WatchIndex()
     referrals, rebuild, hold = asyncio.run(_rebuild(index, table))
-    open_deadlines = sum(len(windows) for _, windows in index.watched())
+    open_deadlines = index.open_deadlines()
     times = []
     for _ in range(SCAN_PASSES):
         started = time.perf_counter()
