@@ -5,6 +5,7 @@ due by `deadlines.due_alerts`; whether a partition has been read to its end by `
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
@@ -74,6 +75,7 @@ class Worker:
         self.index = WatchIndex()
         # Entries stored under other rules, worked out again under these until an event rewrites them.
         self._recomputed: dict[bytes, DeadlineEntry] = {}
+        self._indexing: asyncio.Future[None] | None = None
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
         self.metrics = Metrics()
         self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, client_options(settings))
@@ -164,15 +166,30 @@ class Worker:
             log.info("tables recovered", changelog_records=self._recovered_records,
                      seconds=round(time.monotonic() - self._recovery_started, 3))
             self._recovered_records = 0
-            started = time.monotonic()
-            self._recomputed.clear()
-            indexed = await self.index.rebuild(self._stored_entries())
-            log.info("deadlines indexed", referrals=indexed, recomputed=len(self._recomputed),
-                     seconds=round(time.monotonic() - started, 3))
+            # In the background: Faust resumes the streams once this signal's handlers return,
+            # and a scan meanwhile looks at what the index holds so far.
+            if self._indexing is not None:
+                self._indexing.cancel()
+            self._indexing = asyncio.ensure_future(self._index_deadlines())
 
         return app
 
     # -- the deadline table as the timer reads it ----------------------------------------------
+
+    async def _index_deadlines(self) -> None:
+        """Index the deadline table of the partitions now held; again a second on if it fails."""
+        while True:
+            started = time.monotonic()
+            self._recomputed.clear()
+            try:
+                indexed = await self.index.rebuild(self._stored_entries())
+            except Exception as exc:  # noqa: BLE001 - e.g. a partition's store closed under us
+                log.error("deadline index rebuild failed; trying again", error=type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
+            log.info("deadlines indexed", referrals=indexed, recomputed=len(self._recomputed),
+                     seconds=round(time.monotonic() - started, 3))
+            return
 
     def get(self, key: bytes) -> DeadlineEntry | None:
         if key in self._recomputed:
