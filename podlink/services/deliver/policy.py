@@ -73,7 +73,8 @@ def decide(answer: Answer, attempts: int, backoff: Backoff, jitter: float) -> De
 
 
 def retry_delay(attempts: int, backoff: Backoff, jitter: float, retry_after: float | None) -> float:
-    ceiling = min(backoff.max_seconds, backoff.base_seconds * 2 ** (attempts - 1))
+    # The exponent stops growing well past any cap: unlimited retries must not overflow.
+    ceiling = min(backoff.max_seconds, backoff.base_seconds * 2.0 ** min(attempts - 1, 60))
     delay = ceiling * jitter
     # The EPR said when it can take more: never sooner, even past our own ceiling.
     return max(delay, retry_after) if retry_after is not None else delay
