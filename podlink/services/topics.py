@@ -12,6 +12,10 @@ from podlink.streams.worker.settings import ALERTS_TOPIC, INPUT_TOPICS, OUTPUT_T
 # Workers read the alerts topic back to know which alerts went out; an alert that expired from
 # it would page on-call again for a deadline still open. One small record per alert.
 TOPIC_CONFIGS = {ALERTS_TOPIC: {"retention.ms": "-1"}}
+# `podlink intake`'s memory of X-Request-Ids: one record per request id (compacted), the hash of
+# its body, read back at start so a repeat is recognised after a restart (docs/epr-exchange.md).
+INTAKE_REQUESTS_TOPIC = "podlink.intake-requests.v1"
+INTAKE_REQUESTS_CONFIG = {"cleanup.policy": "compact"}
 
 
 class TopicLayoutError(RuntimeError):
@@ -55,3 +59,18 @@ def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, in
     if not names:
         return {}
     return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+
+
+def ensure_topic(bootstrap: str, name: str, partitions: int, replication_factor: int,
+                 configs: dict[str, str], client_options: Mapping[str, Any] | None = None) -> None:
+    """Create one topic if it is missing (a service's own topic, outside the worker's layout)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-admin", **(client_options or {}))
+    try:
+        if name not in set(admin.list_topics()):
+            try:
+                admin.create_topics([NewTopic(name, num_partitions=partitions,
+                                              replication_factor=replication_factor, topic_configs=configs)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
