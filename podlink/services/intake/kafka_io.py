@@ -107,7 +107,7 @@ class Kafka:
             for records in batches.values():
                 for record in records:
                     self._take(record.key, record.value)
-            if not self._caught_up and all(await consumer.position(tp) >= ends[tp] for tp in tps):
+            if not self._caught_up and all([await consumer.position(tp) >= ends[tp] for tp in tps]):
                 self._caught_up = True
                 log.info("intake request ids read", count=len(self._requests))
 
