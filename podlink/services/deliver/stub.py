@@ -38,7 +38,10 @@ async def process_message(request: web.Request) -> web.Response:
         return web.json_response({"resourceType": "OperationOutcome", "issue": [
             {"severity": "error", "code": "invalid", "diagnostics": "not a FHIR message Bundle"}]},
             status=400, content_type="application/fhir+json")
-    log.info("EPR stub received a message", event=(event or {}).get("code"), bundle_id=bundle_id,
+    code = (event or {}).get("code")
+    # The event names what arrived: `podlink run` shows a log event's text, not its fields.
+    log.info(f"EPR stub received {code} (X-Request-Id {request.headers.get('X-Request-Id')})",
+             event_code=code, bundle_id=bundle_id,
              request_id=request.headers.get("X-Request-Id"),
              correlation_id=request.headers.get("X-Correlation-Id"), entries=len(bundle.get("entry", [])))
     return web.json_response(response_bundle(bundle_id, event), content_type="application/fhir+json",

@@ -76,7 +76,7 @@ class Intake:
         try:
             bundle = json.loads(body)
         except (ValueError, UnicodeDecodeError):
-            return self._refuse(answers.bad_request("Bundle", "the body is not JSON"), name, request_id, echo)
+            return self._refuse(answers.bad_request("Bundle", "is not JSON"), name, request_id, echo)
         now = datetime.now(timezone.utc)
         result = translate(bundle, f"urn:podlink:intake:{name}", now, self._systems)
         if isinstance(result, Refused):
