@@ -7,15 +7,18 @@ import sys
 
 import structlog
 from aiohttp import web
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from podlink.services.deliver.metrics import DeliverMetrics
 from podlink.services.deliver.service import Deliverer
 from podlink.services.deliver.settings import DeliverSettings
+from podlink.services.kafka_login import error_text
 from podlink.services.topics import ensure_topics
 from podlink.streams.worker.kafka_security import client_options
 from podlink.streams.worker.metrics import CONTENT_TYPE
-from podlink.streams.worker.settings import Settings, describe_invalid
+from podlink.services.settings_errors import describe_without_values
+from podlink.streams.worker.settings import Settings
 
 log = structlog.get_logger("podlink.deliver")
 
@@ -24,7 +27,7 @@ def load_settings() -> DeliverSettings | None:
     try:
         return DeliverSettings()
     except ValidationError as exc:
-        print(f"podlink deliver: invalid setting: {describe_invalid(exc)}", file=sys.stderr)
+        print(f"podlink deliver: invalid setting: {describe_without_values(exc)}", file=sys.stderr)
         return None
 
 
@@ -36,6 +39,13 @@ def run_deliver(kafka: Settings) -> int:
         asyncio.run(serve(kafka, settings))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        print(f"podlink deliver: cannot serve /metrics on {settings.deliver_web_bind}:"
+              f"{settings.deliver_web_port} ({exc.strerror}); set PODLINK_DELIVER_WEB_PORT", file=sys.stderr)
+        return 2
+    except KafkaError as exc:
+        print(f"podlink deliver: cannot reach Kafka at {kafka.kafka_bootstrap}: {error_text(exc)}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -17,7 +17,8 @@ from podlink.services.intake.settings import IntakeSettings
 from podlink.services.kafka_options import client_options
 from podlink.services.topics import INTAKE_REQUESTS_CONFIG, INTAKE_REQUESTS_TOPIC, ensure_topic
 from podlink.streams.worker.kafka_security import client_options as security_options
-from podlink.streams.worker.settings import Settings, describe_invalid
+from podlink.services.settings_errors import describe_without_values
+from podlink.streams.worker.settings import Settings
 
 log = structlog.get_logger("podlink.intake")
 
@@ -26,7 +27,7 @@ def load_settings() -> IntakeSettings | None:
     try:
         return IntakeSettings()
     except ValidationError as exc:
-        print(f"podlink intake: invalid setting: {describe_invalid(exc)}", file=sys.stderr)
+        print(f"podlink intake: invalid setting: {describe_without_values(exc)}", file=sys.stderr)
         return None
 
 
@@ -42,6 +43,10 @@ def run_intake(kafka: Settings) -> int:
         asyncio.run(serve(kafka, settings))
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        print(f"podlink intake: cannot listen on {settings.intake_bind}:{settings.intake_port} "
+              f"({exc.strerror}); set PODLINK_INTAKE_PORT or PODLINK_INTAKE_BIND", file=sys.stderr)
+        return 2
     return 0
 
 
