@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
 from kafka import KafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from podlink.services.deliver.bars import correlation_id
 from podlink.services.embedded_broker import free_port
@@ -51,6 +53,14 @@ def _deliver(bootstrap: str, epr: FakeEpr, group: str, log_dir: Path) -> Service
         "PODLINK_DELIVER_WEB_BIND": "127.0.0.1",
         "PODLINK_SESSION_TIMEOUT_SECONDS": "6",
     }, log_dir)
+
+
+def _metrics(deliver: ServiceProcess) -> dict[tuple[str, str], float]:
+    port = deliver.env["PODLINK_DELIVER_WEB_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {(sample.name, next(iter(sample.labels.values()), "")): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
 
 
 def _outcomes(bootstrap: str, prefix: str, count: int) -> dict[tuple[str, str], dict]:
@@ -117,6 +127,16 @@ def test_delivery_retries_orders_dead_letters_and_survives_a_restart(broker, tmp
             assert json.loads(headers["podlink-epr-operation-outcome"])["issue"][0]["diagnostics"] == \
                 "Encounter.identifier is required"
             assert headers["podlink-request-id"] == (p + "b1").encode()
+
+            metrics = _metrics(deliver)
+            # At least: this test's own (the shared broker may hold other tests' messages too).
+            assert metrics[("podlink_epr_deliveries_total", "dead-letter")] >= 2
+            assert metrics[("podlink_epr_deliveries_total", "delivered")] >= 7
+            assert metrics[("podlink_epr_attempts_total", "429")] >= 1
+            assert metrics[("podlink_epr_attempts_total", "transient-error")] >= 1
+            assert metrics[("podlink_epr_attempts_total", "timeout")] >= 1
+            assert metrics[("podlink_epr_messages_waiting", "")] >= 2  # s1 and s2
+            assert metrics[("podlink_epr_referrals_retrying", "")] >= 1
 
             # A restart while s1 is stuck: s1 was never committed, so it is read and sent again.
             deliver.stop()

@@ -101,6 +101,8 @@ def test_each_answer(broker, intake):
     status, outcome, _ = post(intake, b'{"pad": "' + b"x" * 70_000 + b'"}')
     assert status == 413 and _issue(outcome)["details"]["coding"][0]["code"] == "PAYLOAD_TOO_LARGE"
 
+    status, outcome, _ = post(intake, body, request_id="not an id")
+    assert status == 400 and _issue(outcome)["expression"] == ["X-Request-Id"]
     status, outcome, _ = post(intake, b"{ not json")
     assert status == 400 and _issue(outcome)["details"]["coding"][0]["code"] == "REC_BAD_REQUEST"
     broken = meeting_held(ref, str(uuid.uuid4()))

@@ -176,6 +176,7 @@ class Deliverer:
         await self._lanes.drop(set(partitions))
         for tp in partitions:
             self._offsets.forget(tp)
+        self._timestamps = {k: v for k, v in self._timestamps.items() if k[0] not in partitions}
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -39,7 +39,8 @@ UNSUPPORTED_MEDIA = Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "not-supported",
                             "Content-Type must be application/fhir+json")
 UNAVAILABLE = Refusal(503, "SERVICE_UNAVAILABLE", "transient",
                       "podlink cannot publish to Kafka at the moment; send the same request again later")
-MISSING_REQUEST_ID = Refusal(400, "REC_BAD_REQUEST", "required", "the X-Request-Id header is required", "X-Request-Id")
+MISSING_REQUEST_ID = Refusal(400, "REC_BAD_REQUEST", "required", "the X-Request-Id header is required: "
+                             "1 to 128 letters, digits, '.', '_', ':' or '-' (a UUID)", "X-Request-Id")
 NOT_FOUND = Refusal(404, "REC_NOT_FOUND", "not-found", "no such endpoint")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 
@@ -25,6 +26,8 @@ from podlink.streams.worker.settings import CARE_TOPIC
 
 log = structlog.get_logger("podlink.intake")
 FHIR_JSON = "application/fhir+json"
+# BaRS sends a UUID; this is wider, and narrow enough to be a log field and a Kafka key.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
@@ -55,8 +58,9 @@ class Intake:
         body = await self._body(request)
         if body is None:
             return self._refuse(answers.too_large(self._settings.intake_max_bytes), name, request_id, echo)
-        if not request_id:
-            return self._refuse(answers.MISSING_REQUEST_ID, name, request_id, echo)
+        if not REQUEST_ID.match(request_id):
+            # Not echoed or logged: whatever it is, it is not an id.
+            return self._refuse(answers.MISSING_REQUEST_ID, name, "", {})
         if not self._kafka.ready:
             return self._refuse(answers.UNAVAILABLE, name, request_id, echo)
         key = f"{name}/{request_id}"
@@ -112,7 +116,8 @@ class Intake:
 
     def _refuse(self, refusal: Refusal, name: str | None, request_id: str, echo: dict[str, str]) -> web.Response:
         # Elements and rules only: the diagnostics never hold a value from the request.
-        log.info("intake refused", epr=name, request_id=request_id or None, status=refusal.status,
+        log.info("intake refused", epr=name, request_id=request_id if REQUEST_ID.match(request_id) else None,
+                 status=refusal.status,
                  code=refusal.code, element=refusal.element)
         return fhir_response(answers.operation_outcome(refusal), refusal.status, echo)
 
