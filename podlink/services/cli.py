@@ -7,16 +7,18 @@ import argparse
 import sys
 
 from pydantic import ValidationError
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings
 
 from podlink.services import logs
 from podlink.services.kafka_options import aware_time
 from podlink.streams.worker.settings import Settings, describe_invalid
 
 
-def _settings_help() -> str:
-    lines = ["settings (environment variables):"]
-    for name, field in Settings.model_fields.items():
-        default = field.default if field.default is not None else "unset"
+def _settings_help(model: type[BaseSettings] = Settings, title: str = "settings") -> str:
+    lines = [f"{title} (environment variables):"]
+    for name, field in model.model_fields.items():
+        default = field.default if field.default not in (None, PydanticUndefined) else "unset"
         lines.append(f"  PODLINK_{name.upper():<28} {field.description} (default: {default})")
     return "\n".join(lines)
 
@@ -42,16 +44,22 @@ def _parser() -> argparse.ArgumentParser:
         description="Creates missing topics, then consumes the input topics and publishes "
         "FHIR messages, outcome events, SLA alerts and dead letters.", epilog=_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    from podlink.services.deliver.settings import DeliverSettings
+    from podlink.services.intake.settings import IntakeSettings
     commands.add_parser(
         "deliver", help="send the FHIR messages to the EPR's $process-message (BaRS)",
         description="Consumes epr.fhir-messages.v1 with its own consumer group and POSTs each "
         "Bundle to PODLINK_EPR_URL/$process-message; retries, dead letters, outcome events and "
-        "settings in docs/epr-exchange.md.")
+        "settings in docs/epr-exchange.md. Kafka settings as for the worker.",
+        epilog=_settings_help(DeliverSettings, "deliver's settings"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     commands.add_parser(
         "intake", help="take FHIR messages from the EPR on POST /fhir/$process-message",
         description="Serves POST /fhir/$process-message and GET /fhir/metadata on "
         "PODLINK_INTAKE_PORT; each accepted message becomes a care event on pod.care-events.v1 "
-        "(docs/epr-exchange.md).")
+        "(docs/epr-exchange.md). Kafka settings as for the worker.",
+        epilog=_settings_help(IntakeSettings, "intake's settings"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     bench = commands.add_parser(
         "bench", help="measure end-to-end throughput and latency against a ceiling",
         description="Pushes synthetic referral pathways through a broker (embedded Tansu, "

@@ -66,7 +66,11 @@ def _intake(bootstrap: str, log_dir: Path, **env: str) -> tuple[ServiceProcess, 
         "PODLINK_INTAKE_MAX_BYTES": "65536",
         **env,
     }, log_dir).start()
-    intake.wait_for_log(lambda line: line.get("event") == "intake request ids read", timeout=60)
+    try:
+        intake.wait_for_log(lambda line: line.get("event") == "intake request ids read", timeout=60)
+    except BaseException:
+        intake.stop()
+        raise
     return intake, f"http://127.0.0.1:{port}"
 
 
