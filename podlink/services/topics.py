@@ -60,17 +60,3 @@ def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, in
         return {}
     return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
 
-
-def ensure_topic(bootstrap: str, name: str, partitions: int, replication_factor: int,
-                 configs: dict[str, str], client_options: Mapping[str, Any] | None = None) -> None:
-    """Create one topic if it is missing (a service's own topic, outside the worker's layout)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-admin", **(client_options or {}))
-    try:
-        if name not in set(admin.list_topics()):
-            try:
-                admin.create_topics([NewTopic(name, num_partitions=partitions,
-                                              replication_factor=replication_factor, topic_configs=configs)])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        admin.close()

@@ -5,7 +5,6 @@ import asyncio
 import signal
 import ssl
 import sys
-from functools import partial
 
 import structlog
 from aiohttp import web
@@ -15,8 +14,6 @@ from podlink.services.intake.app import Intake, build_app
 from podlink.services.intake.kafka_io import Kafka
 from podlink.services.intake.settings import IntakeSettings
 from podlink.services.kafka_options import client_options
-from podlink.services.topics import INTAKE_REQUESTS_CONFIG, INTAKE_REQUESTS_TOPIC, ensure_topic
-from podlink.streams.worker.kafka_security import client_options as security_options
 from podlink.services.settings_errors import describe_without_values
 from podlink.streams.worker.settings import Settings
 
@@ -68,9 +65,7 @@ async def serve(kafka: Settings, settings: IntakeSettings, stop: asyncio.Event |
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    broker = Kafka(client_options(kafka), settings.intake_publish_timeout_seconds, partial(
-        ensure_topic, kafka.kafka_bootstrap, INTAKE_REQUESTS_TOPIC, 1, kafka.replication_factor,
-        INTAKE_REQUESTS_CONFIG, security_options(kafka)))
+    broker = Kafka(client_options(kafka), settings.intake_publish_timeout_seconds, kafka.replication_factor)
     broker.start()
     runner = web.AppRunner(build_app(Intake(settings, broker)), access_log=None)
     await runner.setup()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
-from podlink.services.topics import INTAKE_REQUESTS_TOPIC
+from podlink.services.topics import INTAKE_REQUESTS_CONFIG, INTAKE_REQUESTS_TOPIC
 from podlink.streams.core.encoding import json_bytes
 
 log = structlog.get_logger("podlink.intake")
@@ -27,9 +28,9 @@ class PublishFailed(RuntimeError):
 
 
 class Kafka:
-    def __init__(self, options: dict[str, Any], timeout: float, prepare: Callable[[], None]) -> None:
+    def __init__(self, options: dict[str, Any], timeout: float, replication_factor: int = 1) -> None:
         self._options = options
-        self._prepare = prepare  # creates the request-id topic, compacted, if it is missing
+        self._replication_factor = replication_factor
         self._timeout = timeout
         self._producer: AIOKafkaProducer | None = None
         self._requests: dict[str, str] = {}
@@ -84,7 +85,7 @@ class Kafka:
             consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
                                         client_id="podlink-intake-requests", **self._options)
             try:
-                await asyncio.to_thread(self._prepare)
+                await self._ensure_topic()
                 await consumer.start()
                 await self._read(consumer)
             except asyncio.CancelledError:
@@ -94,6 +95,21 @@ class Kafka:
                 await asyncio.sleep(RETRY_SECONDS)
             finally:
                 await consumer.stop()
+
+    async def _ensure_topic(self) -> None:
+        # aiokafka's admin client, not kafka-python's: a stop must be able to cancel it while
+        # Kafka is unreachable (a thread blocked in a bootstrap would hold the process up).
+        admin = AIOKafkaAdminClient(client_id="podlink-intake-admin", **self._options)
+        await admin.start()
+        try:
+            if INTAKE_REQUESTS_TOPIC not in await admin.list_topics():
+                try:
+                    await admin.create_topics([NewTopic(INTAKE_REQUESTS_TOPIC, 1, self._replication_factor,
+                                                        topic_configs=INTAKE_REQUESTS_CONFIG)])
+                except TopicAlreadyExistsError:
+                    pass  # another intake created it first
+        finally:
+            await admin.close()
 
     async def _read(self, consumer: AIOKafkaConsumer) -> None:
         await consumer.topics()
