@@ -14,6 +14,8 @@ from podlink.services.deliver.metrics import DeliverMetrics
 from podlink.services.deliver.service import Deliverer
 from podlink.services.deliver.settings import DeliverSettings
 from podlink.services.kafka_login import error_text
+from podlink.services.kafka_options import client_options as kafka_client_options
+from podlink.services.kafka_watch import KafkaWatch
 from podlink.services.topics import ensure_topics
 from podlink.streams.worker.kafka_security import client_options
 from podlink.streams.worker.metrics import CONTENT_TYPE
@@ -56,9 +58,12 @@ async def serve(kafka: Settings, settings: DeliverSettings, stop: asyncio.Event 
                             kafka.replication_factor, client_options(kafka))
     metrics = DeliverMetrics()
     runner = await _metrics_server(metrics, settings)
+    watch = KafkaWatch(kafka_client_options(kafka), kafka.broker_outage_log_seconds)
+    watch.start()
     try:
         await Deliverer(kafka, settings, metrics).run(stop)
     finally:
+        await watch.stop()
         await runner.cleanup()
 
 

@@ -14,6 +14,7 @@ from podlink.services.intake.app import Intake, build_app
 from podlink.services.intake.kafka_io import Kafka
 from podlink.services.intake.settings import IntakeSettings
 from podlink.services.kafka_options import client_options
+from podlink.services.kafka_watch import KafkaWatch
 from podlink.services.settings_errors import describe_without_values
 from podlink.streams.worker.settings import Settings
 
@@ -67,6 +68,8 @@ async def serve(kafka: Settings, settings: IntakeSettings, stop: asyncio.Event |
             loop.add_signal_handler(sig, stop.set)
     broker = Kafka(client_options(kafka), settings.intake_publish_timeout_seconds, kafka.replication_factor)
     broker.start()
+    watch = KafkaWatch(client_options(kafka), kafka.broker_outage_log_seconds)
+    watch.start()
     runner = web.AppRunner(build_app(Intake(settings, broker)), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.intake_bind, settings.intake_port, ssl_context=tls_context(settings)).start()
@@ -77,4 +80,5 @@ async def serve(kafka: Settings, settings: IntakeSettings, stop: asyncio.Event |
     finally:
         await runner.cleanup()
         await broker.stop()
+        await watch.stop()
         log.info("intake stopped")
