@@ -153,6 +153,9 @@ def _check_fhir(bundle: Any) -> None:
         Bundle.model_validate(bundle)
     except ValidationError as exc:
         error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+        if error["type"] == "extra_forbidden":
+            # The unknown name is the sender's text (it could be anything): not repeated.
+            raise _bad(_element(error["loc"][:-1]), "has an element FHIR R4 does not define") from None
         raise _bad(_element(error["loc"]), f"is not valid FHIR R4 ({error['type']})") from None
     except Exception:  # noqa: BLE001 - fhir.resources raises KeyError for an unknown resourceType
         raise _bad("Bundle.entry.resource", "is not a FHIR R4 resource (unknown resourceType)") from None

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from podlink.services.deliver.http_client import EprClient
@@ -77,7 +78,13 @@ class Deliverer:
         last_commit = time.monotonic()
         paused = False
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+            except KafkaError as exc:
+                # The consumer recovers by itself (rejoin, new leader); the loop must outlive it.
+                log.warning("fetch failed", error=type(exc).__name__)
+                await asyncio.sleep(1.0)
+                continue
             for tp, records in batches.items():
                 for record in records:
                     self._take(tp, record)

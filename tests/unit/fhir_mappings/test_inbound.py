@@ -253,3 +253,11 @@ def test_risk_probability_codes_map_to_contract_levels(code, level):
     bundle = golden("risk-assessed")
     focus(bundle)["valueCodeableConcept"] = {"coding": [{"code": code}]}
     assert accepted(bundle)["data"]["level"] == level
+
+
+def test_an_unknown_element_is_placed_but_not_named():
+    bundle = golden("meeting-held")
+    focus(bundle)["SmithJohn"] = "9990000018"
+    result = refused(bundle)
+    assert (result.status, result.element) == (400, "Bundle.entry[1].resource")
+    assert "SmithJohn" not in result.problem + result.element
