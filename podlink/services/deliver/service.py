@@ -57,7 +57,9 @@ class Deliverer:
     async def run(self, stop: asyncio.Event) -> None:
         options = client_options(self._kafka)
         consumer = AIOKafkaConsumer(group_id=self._settings.deliver_group_id, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", client_id="podlink-deliver", **options)
+                                    auto_offset_reset="earliest", client_id="podlink-deliver",
+                                    session_timeout_ms=int(self._kafka.session_timeout_seconds * 1000),
+                                    **options)
         self._producer = AIOKafkaProducer(acks="all", client_id="podlink-deliver", **options)
         async with EprClient(self._settings) as client:
             self._client = client
