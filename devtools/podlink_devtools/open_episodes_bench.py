@@ -222,9 +222,11 @@ def _report(episodes: int, events: int, partitions: int, broker: str, load_secon
         f"MiB after it (peak {_mib(loaded.peak)} MiB)",
         *(f"  changelog {c.topic}: {c.records} records, "
           f"{'n/a' if c.size is None else _mib(c.size)} MiB" for c in changelogs),
-        f"  deadline scan over {scan.deadlines} open deadlines (the scan's code, run by the bench "
-        f"on the worker's RocksDB data): first after a start {first_ms:.1f} ms (parses every "
-        f"deadline), later {later_ms:.1f} ms (median of {SCAN_PASSES - 1})",
+        f"  deadline index over {scan.deadlines} open deadlines of {scan.referrals} referrals (the "
+        f"worker's code, run by the bench on its RocksDB data): rebuilt after a start in "
+        f"{scan.rebuild_seconds * 1000:.1f} ms, holding the event loop at most "
+        f"{scan.longest_hold_seconds * 1000:.1f} ms at a time; first scan {first_ms:.2f} ms, later "
+        f"{later_ms:.3f} ms (median of {SCAN_PASSES - 1})",
         f"  event-loop lag, upper bound: slowest /healthz answer {lag.max_ms:.1f} ms, p99 "
         f"{lag.p99_ms:.1f} ms, median {lag.median_ms:.1f} ms ({lag.samples} answers polled every "
         f"{POLL_INTERVAL * 1000:.0f} ms during the load and {SCANS_AFTER_LOAD} scans, {lag.failures} "

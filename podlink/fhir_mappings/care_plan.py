@@ -4,9 +4,12 @@ Status follows the referral: `draft` when only received, `active` once accepted,
 rejected or withdrawn, `completed` at discharge. The care coordinator (CPA) is the author.
 
 Activities are self-contained `detail`s, in a fixed order: the first-meeting deadline, the first
-contact, each network meeting, CPA reviews, prescriptions and admissions. They do not reference
+contact, each network meeting, CPA reviews, prescriptions and admissions (`_ACTIVITIES`: one
+function per kind, each giving that kind's activities; add a kind there). Then one activity per
+deadline of every policy, referencing its Task (`tasks.py`), which travels with the CarePlan. They do not reference
 the meeting Encounters: a CarePlan travels in nearly every message, and references would pull
-every meeting, with its people, into each of them.
+every meeting, with its people, into each of them. A meeting still planned when the episode
+closes is shown cancelled, as its Encounter is.
 
 The deadline activity (`first-network-meeting-within-24h`) is scheduled from the deadline's start
 to its due time (no period while the policy's clock has not started). Its status: `not-started`
@@ -16,6 +19,7 @@ referral is rejected or withdrawn first, `stopped` if the episode is discharged 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from podlink.fhir_mappings.elements import Json, compact, meta, period, reference
@@ -26,12 +30,12 @@ from podlink.fhir_mappings.resource_ids import (
     patient_id,
     service_request_id,
 )
-from podlink.fhir_mappings.systems import DMD, PROFILE_CARE_PLAN
+from podlink.fhir_mappings.systems import DMD, PROFILE_CARE_PLAN, Namespace
+from podlink.fhir_mappings.tasks import deadline_tasks, task_reference
 from podlink.fhir_mappings.terminology import (
     MENTAL_HEALTH_CRISIS_PLAN,
-    MET_AFTER_DEADLINE,
-    MET_WITHIN_DEADLINE,
     activity_code,
+    deadline_outcome,
 )
 from podlink.streams.core.deadlines import Deadline
 from podlink.streams.core.episode import Episode, Meeting
@@ -47,8 +51,10 @@ _MEETING_STATUS = {"planned": "scheduled", "held": "completed", "cancelled": "ca
 _NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
-def care_plan(episode: Episode, deadline: Deadline | None) -> list[Json]:
-    """The CarePlan first, then the coordinator's Practitioner when one is assigned."""
+def care_plan(episode: Episode, deadline: Deadline | None, ns: Namespace,
+              deadlines: tuple[Deadline, ...] = ()) -> list[Json]:
+    """The CarePlan first, then a Task per deadline (`tasks.py`), then the coordinator's
+    Practitioner when one is assigned."""
     referral = require_referral(episode)
     coordinator = episode.coordinator
     plan = compact({
@@ -65,15 +71,12 @@ def care_plan(episode: Episode, deadline: Deadline | None) -> list[Json]:
         # R4 CarePlan.basedOn may only point at CarePlans: the referral is supporting information.
         "supportingInfo": [reference(service_request_id(referral.referralId))],
         "activity": [
-            _deadline_activity(episode, deadline),
-            *_contact_activity(episode),
-            *(_meeting_activity(m) for m in _meetings_in_order(episode)),
-            *_review_activities(episode),
-            *_medication_activities(episode),
-            *_admission_activities(episode),
+            *(activity for kind in _ACTIVITIES for activity in kind(episode, deadline, ns)),
+            *({"reference": task_reference(d)} for d in deadlines),
         ],
     })
-    return [plan, practitioner(coordinator.staffId)] if coordinator else [plan]
+    tasks = deadline_tasks(episode, deadlines, ns)
+    return [plan, *tasks, practitioner(coordinator.staffId, ns)] if coordinator else [plan, *tasks]
 
 
 def _ended_at(episode: Episode) -> datetime | None:
@@ -87,13 +90,13 @@ def _ended_at(episode: Episode) -> datetime | None:
 
 
 def _activity(
-    code: str, display: str, status: str, *, kind: str | None = None,
+    ns: Namespace, code: str, status: str, *, kind: str | None = None,
     start: datetime | None = None, end: datetime | None = None,
     product: Json | None = None, description: str | None = None,
 ) -> Json:
     return {"detail": compact({
         "kind": kind,
-        "code": activity_code(code, display),
+        "code": activity_code(ns, code),
         "status": status,
         "scheduledPeriod": period(start, end),
         "productCodeableConcept": product,
@@ -101,15 +104,14 @@ def _activity(
     })}
 
 
-def _deadline_activity(episode: Episode, deadline: Deadline | None) -> Json:
+def _deadline_activity(episode: Episode, deadline: Deadline | None, ns: Namespace) -> list[Json]:
     activity = _activity(
-        "first-network-meeting-within-24h", "First network meeting within 24 hours of contact",
-        _deadline_status(episode), kind="Appointment",
+        ns, "first-network-meeting-within-24h", _deadline_status(episode), kind="Appointment",
         start=deadline.starts_at if deadline else None, end=deadline.due_at if deadline else None,
     )
     if deadline is not None and deadline.met_within is not None:
-        activity["outcomeCodeableConcept"] = [MET_WITHIN_DEADLINE if deadline.met_within else MET_AFTER_DEADLINE]
-    return activity
+        activity["outcomeCodeableConcept"] = [deadline_outcome(ns, deadline.met_within)]
+    return [activity]
 
 
 def _deadline_status(episode: Episode) -> str:
@@ -122,14 +124,11 @@ def _deadline_status(episode: Episode) -> str:
     return "not-started"
 
 
-def _contact_activity(episode: Episode) -> list[Json]:
+def _contact_activity(episode: Episode, _: Deadline | None, ns: Namespace) -> list[Json]:
     contact = episode.first_contact
     if contact is None:
         return []
-    return [_activity(
-        "first-contact", "First contact with the service user", "completed",
-        start=contact.contactAt,
-    )]
+    return [_activity(ns, "first-contact", "completed", start=contact.contactAt)]
 
 
 def _meetings_in_order(episode: Episode) -> list[Meeting]:
@@ -140,30 +139,37 @@ def _meetings_in_order(episode: Episode) -> list[Meeting]:
     )
 
 
-def _meeting_activity(meeting: Meeting) -> Json:
-    return _activity(
-        "network-meeting", "Open Dialogue network meeting", _MEETING_STATUS[meeting.status],
-        kind="Appointment", start=meeting.start or meeting.scheduled_start, end=meeting.end,
-    )
+def _meeting_activities(episode: Episode, _: Deadline | None, ns: Namespace) -> list[Json]:
+    return [
+        _activity(
+            ns, "network-meeting", _meeting_status(episode, meeting), kind="Appointment",
+            start=meeting.start or meeting.scheduled_start, end=meeting.end,
+        )
+        for meeting in _meetings_in_order(episode)
+    ]
 
 
-def _review_activities(episode: Episode) -> list[Json]:
+def _meeting_status(episode: Episode, meeting: Meeting) -> str:
+    if meeting.status == "planned" and episode.is_closed:
+        return "cancelled"
+    return _MEETING_STATUS[meeting.status]
+
+
+def _review_activities(episode: Episode, _: Deadline | None, ns: Namespace) -> list[Json]:
     review = episode.last_cpa_review
     if review is None:
         return []
-    reviews = [_activity("cpa-review", "Care Programme Approach review", "completed", start=review.heldAt)]
+    reviews = [_activity(ns, "cpa-review", "completed", start=review.heldAt)]
     if review.nextReviewDue:
-        reviews.append(_activity(
-            "cpa-review", "Care Programme Approach review", "scheduled", start=review.nextReviewDue,
-        ))
+        reviews.append(_activity(ns, "cpa-review", "scheduled", start=review.nextReviewDue))
     return reviews
 
 
-def _medication_activities(episode: Episode) -> list[Json]:
+def _medication_activities(episode: Episode, _: Deadline | None, ns: Namespace) -> list[Json]:
     prescriptions = sorted(episode.prescriptions, key=lambda p: (p.prescribedAt, p.medication.display))
     return [
         _activity(
-            "medication", "Medication prescribed", "in-progress", kind="MedicationRequest",
+            ns, "medication", "in-progress", kind="MedicationRequest",
             start=p.prescribedAt,
             product=compact({
                 "coding": [{"system": DMD, "code": p.medication.dmdCode}] if p.medication.dmdCode else None,
@@ -174,13 +180,18 @@ def _medication_activities(episode: Episode) -> list[Json]:
     ]
 
 
-def _admission_activities(episode: Episode) -> list[Json]:
+def _admission_activities(episode: Episode, _: Deadline | None, ns: Namespace) -> list[Json]:
     admissions = sorted(episode.admissions, key=lambda a: a.admitted_at)
     return [
         _activity(
-            "inpatient-admission", "Inpatient admission",
-            "completed" if a.ended_at else "in-progress",
+            ns, "inpatient-admission", "completed" if a.ended_at else "in-progress",
             start=a.admitted_at, end=a.ended_at, description=a.ward,
         )
         for a in admissions
     ]
+
+
+_ACTIVITIES: tuple[Callable[[Episode, Deadline | None, Namespace], list[Json]], ...] = (
+    _deadline_activity, _contact_activity, _meeting_activities, _review_activities,
+    _medication_activities, _admission_activities,
+)

@@ -1,24 +1,29 @@
-"""Network meetings as UK Core Encounters.
+"""Network meetings as UK Core Encounters: one meeting is one Encounter, whatever it goes through.
 
-Two kinds of Encounter per referral:
+From the referral on, the EPR holds a planned Encounter for the first network meeting (the
+24-hour standard), before anyone has arranged it. That Encounter *is* the first meeting the
+episode hears of (scheduled, held or cancelled: `Episode.meetings` keeps meetings in the order
+they were first heard of), so its id never changes and no meeting is ever sent twice: the
+placeholder, typed `first-network-meeting` with an unknown class, becomes that meeting's
+`network-meeting` Encounter, with its time, setting, people and `meetingId` identifier. Every
+later meeting has an Encounter of its own, its id derived from its meeting id. Whether the first
+meeting was held within its deadline is the CarePlan's deadline activity, not an Encounter.
 
-- One per network meeting (`meeting_encounter`): planned, finished or cancelled as the meeting
-  is. Staff attend as Practitioners whose participant type is their POD role; network members
-  attend as RelatedPersons. The service user is the Encounter's subject, and R4 does not allow
-  a Patient as participant, so whether they attended a held meeting is the boolean extension
-  `Extension-POD-ServiceUserAttended` (network-only meetings happen in POD).
-- One "first network meeting" Encounter (`first_meeting_encounter`), sent with the referral so
-  the EPR sees the 24-hour first meeting as planned from the start. It tracks the standard, it
-  is not a contact: count contacts from the `network-meeting` Encounters, not from this one.
-  Its status: `planned` while the referral is open and no meeting has been held; `finished`
-  once one has, with that first held meeting's period and setting; `cancelled` when the
-  referral closes (rejected, withdrawn, discharged) before any meeting was held. While it is
-  planned it takes the time and setting of the earliest arranged meeting, if there is one.
+Staff attend as Practitioners, with the v3 participation type PPRF beside their POD role;
+network members attend as RelatedPersons, participation type PART. The service user is the
+Encounter's subject, and R4 does not allow a Patient as participant, so whether they attended a
+held meeting is the boolean extension `Extension-POD-ServiceUserAttended` (network-only meetings
+happen in POD).
+
+Status: a meeting's own (`planned`, `finished`, `cancelled`), except that a meeting still
+planned when the referral closes (rejected, withdrawn, discharged) is `cancelled`, like the
+placeholder when no meeting was ever heard of.
 """
 from __future__ import annotations
 
 from podlink.fhir_mappings.elements import Json, compact, meta, period, reference
 from podlink.fhir_mappings.errors import require_referral
+from podlink.fhir_mappings.local_codes import CANCELLATION_REASON_EXTENSION, SERVICE_USER_ATTENDED
 from podlink.fhir_mappings.people import (
     location,
     practitioner,
@@ -32,49 +37,49 @@ from podlink.fhir_mappings.resource_ids import (
     patient_id,
     service_request_id,
 )
-from podlink.fhir_mappings.systems import (
-    EXT_CANCELLATION_REASON,
-    EXT_SERVICE_USER_ATTENDED,
-    PROFILE_ENCOUNTER,
-)
+from podlink.fhir_mappings.systems import PROFILE_ENCOUNTER, Namespace
 from podlink.fhir_mappings.terminology import (
     ENCOUNTER_CLASS,
-    FIRST_NETWORK_MEETING,
     MEETING_STATUS,
-    NETWORK_MEETING,
+    PARTICIPANT,
+    PRIMARY_PERFORMER,
     UNKNOWN_CLASS,
     cancellation_reason,
+    encounter_type,
     staff_role,
 )
 from podlink.streams.core.episode import Episode, Meeting
 
 
-def meeting_encounter(episode: Episode, meeting: Meeting) -> list[Json]:
+def meeting_encounter(episode: Episode, meeting: Meeting, ns: Namespace) -> list[Json]:
     """The meeting's Encounter first, then the Practitioners, RelatedPersons and Location it references."""
     referral = require_referral(episode)
     participants: list[Json] = []
     attendees: list[Json] = []
     for attendee in meeting.attendees:
         if attendee.kind == "staff" and attendee.staffId:
-            participants.append(compact({
-                "type": [staff_role(attendee.role)] if attendee.role else None,
+            participants.append({
+                "type": [PRIMARY_PERFORMER, *([staff_role(ns, attendee.role)] if attendee.role else [])],
                 "individual": staff_reference(episode, attendee.staffId),
-            }))
-            attendees.append(practitioner(attendee.staffId))
+            })
+            attendees.append(practitioner(attendee.staffId, ns))
         elif attendee.kind == "network_member" and attendee.personId:
-            person = related_person(episode, attendee.personId, attendee.relationship)
-            participants.append({"individual": reference(person["id"])})
+            person = related_person(episode, attendee.personId, attendee.relationship, ns)
+            participants.append({"type": [PARTICIPANT], "individual": reference(person["id"])})
             attendees.append(person)
     # A meeting cancelled before we heard it was arranged has no known setting.
     setting = meeting.location
+    is_first = meeting.meeting_id == _first_heard_of(episode)
     encounter = compact({
         "resourceType": "Encounter",
-        "id": meeting_encounter_id(referral.referralId, meeting.meeting_id),
+        "id": (first_meeting_encounter_id(referral.referralId) if is_first
+               else meeting_encounter_id(referral.referralId, meeting.meeting_id)),
         "meta": meta(PROFILE_ENCOUNTER),
-        "extension": _meeting_extensions(meeting),
-        "status": MEETING_STATUS[meeting.status],
+        "extension": _meeting_extensions(meeting, ns),
+        "identifier": [{"system": ns.meeting_id, "value": meeting.meeting_id}],
+        "status": _status(episode, meeting),
         "class": ENCOUNTER_CLASS[setting] if setting else UNKNOWN_CLASS,
-        "type": [NETWORK_MEETING],
+        "type": [encounter_type(ns, "network-meeting")],
         "subject": reference(patient_id(referral.patient.nhsNumber)),
         "basedOn": [reference(service_request_id(referral.referralId))],
         "participant": participants,
@@ -84,40 +89,49 @@ def meeting_encounter(episode: Episode, meeting: Meeting) -> list[Json]:
     return [encounter, *attendees, location(setting)] if setting else [encounter, *attendees]
 
 
-def first_meeting_encounter(episode: Episode) -> list[Json]:
-    """The first-meeting Encounter (see the module docstring), then the Location it references."""
+def first_meeting_encounter(episode: Episode, ns: Namespace) -> list[Json]:
+    """The first meeting's Encounter (see the module docstring) and what it references."""
+    first = _first_heard_of(episode)
+    if first is not None:
+        return meeting_encounter(episode, episode.meetings[first], ns)
     referral = require_referral(episode)
-    held = episode.first_meeting
-    shown = held or _earliest_arranged(episode)
-    setting = shown.location if shown else None
-    status = "finished" if held else "cancelled" if episode.is_closed else "planned"
-    encounter = compact({
+    return [{
         "resourceType": "Encounter",
         "id": first_meeting_encounter_id(referral.referralId),
         "meta": meta(PROFILE_ENCOUNTER),
-        "status": status,
-        "class": ENCOUNTER_CLASS[setting] if setting else UNKNOWN_CLASS,
-        "type": [FIRST_NETWORK_MEETING],
+        "status": "cancelled" if episode.is_closed else "planned",
+        "class": UNKNOWN_CLASS,
+        "type": [encounter_type(ns, "first-network-meeting")],
         "subject": reference(patient_id(referral.patient.nhsNumber)),
         "basedOn": [reference(service_request_id(referral.referralId))],
-        "period": period(shown.start or shown.scheduled_start, shown.end) if shown else None,
-        "location": [{"location": reference(location_id(setting))}] if setting else None,
-    })
-    return [encounter, location(setting)] if setting else [encounter]
+    }]
 
 
-def _earliest_arranged(episode: Episode) -> Meeting | None:
-    arranged = [
-        (m.scheduled_start, m.meeting_id, m)
-        for m in episode.meetings.values() if m.status == "planned" and m.scheduled_start is not None
-    ]
-    return min(arranged, key=lambda found: found[:2])[2] if arranged else None
+def closing_encounters(episode: Episode, ns: Namespace) -> list[list[Json]]:
+    """What closing the referral cancels: each meeting still planned, or the unarranged first
+    meeting; each as the Encounter followed by what it references."""
+    if not episode.meetings:
+        return [first_meeting_encounter(episode, ns)]
+    return [meeting_encounter(episode, m, ns) for m in episode.meetings.values() if m.status == "planned"]
 
 
-def _meeting_extensions(meeting: Meeting) -> list[Json]:
+def _first_heard_of(episode: Episode) -> str | None:
+    return next(iter(episode.meetings), None)
+
+
+def _status(episode: Episode, meeting: Meeting) -> str:
+    if meeting.status == "planned" and episode.is_closed:
+        return "cancelled"
+    return MEETING_STATUS[meeting.status]
+
+
+def _meeting_extensions(meeting: Meeting, ns: Namespace) -> list[Json]:
     if meeting.status == "held":
         attended = any(a.kind == "service_user" for a in meeting.attendees)
-        return [{"url": EXT_SERVICE_USER_ATTENDED, "valueBoolean": attended}]
+        return [{"url": ns.extension(SERVICE_USER_ATTENDED.id), "valueBoolean": attended}]
     if meeting.status == "cancelled" and meeting.cancel_reason:
-        return [{"url": EXT_CANCELLATION_REASON, "valueCoding": cancellation_reason(meeting.cancel_reason)}]
+        return [{
+            "url": ns.extension(CANCELLATION_REASON_EXTENSION.id),
+            "valueCoding": cancellation_reason(ns, meeting.cancel_reason),
+        }]
     return []

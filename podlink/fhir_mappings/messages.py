@@ -1,13 +1,19 @@
 """One FHIR R4 message Bundle per applied event: the public entry point of this package.
 
 A message carries the resources the event concerns, as they stand after it (whole resources,
-not patches: the EPR can upsert each entry by id), plus the Patient and the referral's
-ServiceRequest, which every other resource refers to. Every reference between resources is a
-`urn:uuid:` reference to an entry of the same Bundle, so the EPR resolves all of them without
-looking anything up; only organisations and the POD team, which we do not send as resources,
-are referenced by their codes (ODS code, team code).
+not patches: the EPR can upsert each entry by id). `MessageHeader.focus` lists those resources,
+the main one first; every other entry is one a focused resource references, directly or through
+other entries (the FHIR messaging rule), such as the Patient, the referral's ServiceRequest
+(which every Encounter, CarePlan and Observation is based on), Practitioners and Locations.
+Anything nothing reaches is left out. Every reference between resources is a `urn:uuid:`
+reference to an entry of the same Bundle, so the EPR resolves all of them without looking
+anything up; only organisations and the POD team, which we do not send as resources, are
+referenced by their codes (ODS code, team code).
 """
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
@@ -19,12 +25,13 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.practitioner import Practitioner
 from fhir.resources.R4B.relatedperson import RelatedPerson
 from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
 from pydantic import ValidationError
 
 from podlink.fhir_mappings.care_plan import care_plan
 from podlink.fhir_mappings.codes import code_problems
 from podlink.fhir_mappings.elements import Json, full_url, meta
-from podlink.fhir_mappings.encounters import first_meeting_encounter, meeting_encounter
+from podlink.fhir_mappings.encounters import closing_encounters, first_meeting_encounter, meeting_encounter
 from podlink.fhir_mappings.errors import MappingError, require_referral
 from podlink.fhir_mappings.message_header import message_header
 from podlink.fhir_mappings.observations import measure_observation, risk_observation
@@ -32,7 +39,7 @@ from podlink.fhir_mappings.patient import patient
 from podlink.fhir_mappings.people import related_person
 from podlink.fhir_mappings.referral import service_request
 from podlink.fhir_mappings.resource_ids import bundle_id
-from podlink.fhir_mappings.systems import PROFILE_BUNDLE
+from podlink.fhir_mappings.systems import DEFAULT_BASE_URL, PROFILE_BUNDLE, Namespace, namespace
 from podlink.fhir_mappings.validation_cache import ValidationCache
 from podlink.streams.core.deadlines import Deadline
 from podlink.streams.core.encoding import utc_text
@@ -48,7 +55,7 @@ _MODELS = {
     model.get_resource_type(): model
     for model in (
         CarePlan, Encounter, Location, MessageHeader, Observation, Patient, Practitioner,
-        RelatedPerson, ServiceRequest,
+        RelatedPerson, ServiceRequest, Task,
     )
 }
 
@@ -56,16 +63,24 @@ _MODELS = {
 _VALIDATED = ValidationCache(max_entries=200_000)
 
 
-def build_message(event: Event, episode: Episode, deadline: Deadline | None) -> Json:
+def build_message(
+    event: Event, episode: Episode, deadline: Deadline | None, *, base_url: str = DEFAULT_BASE_URL,
+    deadlines: tuple[Deadline, ...] = (),
+) -> Json:
     """The message Bundle (as JSON) for the change `event` made; `episode` is the state after it.
 
-    `deadline` is the episode's first-meeting deadline, if its clock has started. The same
-    inputs always give an equal result, ids included. Raises MappingError if the episode has
-    no referral to send or the result would not be valid FHIR.
+    `deadline` is the episode's first-meeting deadline, if its clock has started; `deadlines` all
+    its deadlines (every policy, open or closed), each sent as a Task with the CarePlan. `base_url` is
+    the trust's namespace for podlink's own code systems, extensions and identifier systems
+    (`PODLINK_FHIR_BASE_URL`). The same inputs always give an equal result, ids included.
+    Raises MappingError if the episode has no referral to send or the result would not be valid
+    FHIR, ValueError if `base_url` is not an absolute http(s) URL.
     """
+    ns = namespace(base_url)
     referral = require_referral(episode)
-    concerned = [*_concerned(event, episode, deadline), patient(referral.patient), service_request(episode)]
-    resources = _unique(concerned)
+    groups = _concerned(event, episode, deadline, ns, deadlines)
+    focus = _unique([group[0] for group in groups])
+    pool = _unique([*(r for group in groups for r in group), patient(referral.patient), service_request(episode, ns)])
     bundle = {
         "resourceType": "Bundle",
         "id": bundle_id(event.source, event.id),
@@ -74,49 +89,73 @@ def build_message(event: Event, episode: Episode, deadline: Deadline | None) -> 
         "timestamp": utc_text(event.time),
         "entry": [
             {"fullUrl": full_url(resource["id"]), "resource": resource}
-            for resource in (message_header(event, resources[0]["id"]), *resources)
+            for resource in (
+                message_header(event, [r["id"] for r in focus], ns), *reachable(focus, pool),
+            )
         ],
     }
     return _validated(bundle)
 
 
-def _concerned(event: Event, episode: Episode, deadline: Deadline | None) -> list[Json]:
-    """The resources the event concerns, the message's focus first.
-
-    The first-meeting Encounter goes wherever its status or time may have changed: with the
-    referral, its closing and every meeting event.
-    """
+def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Namespace,
+               deadlines: tuple[Deadline, ...]) -> list[list[Json]]:
+    """The resources the event concerns, the message's main focus first: each a group of the
+    resource followed by the resources it references."""
     match event.data:
         case ReferralReceived() as referral:
-            network = [related_person(episode, p.personId, p.relationship) for p in referral.network]
+            network = [[related_person(episode, p.personId, p.relationship, ns)] for p in referral.network]
             return [
-                service_request(episode), *first_meeting_encounter(episode),
-                *care_plan(episode, deadline), *network,
+                [service_request(episode, ns)], first_meeting_encounter(episode, ns),
+                care_plan(episode, deadline, ns, deadlines), *network,
             ]
         case ReferralAccepted():
-            return [service_request(episode), *care_plan(episode, deadline)]
+            return [[service_request(episode, ns)], care_plan(episode, deadline, ns, deadlines)]
         case ReferralRejected() | ReferralWithdrawn():
-            return [service_request(episode), *care_plan(episode, deadline), *first_meeting_encounter(episode)]
+            return [[service_request(episode, ns)], care_plan(episode, deadline, ns, deadlines), *closing_encounters(episode, ns)]
         case MeetingScheduled() | MeetingHeld() | MeetingCancelled() as change:
             meeting = episode.meetings.get(change.meetingId)
             if meeting is None:
                 raise MappingError("the episode has no meeting with the event's meeting id")
-            return [
-                *meeting_encounter(episode, meeting), *first_meeting_encounter(episode),
-                *care_plan(episode, deadline),
-            ]
+            return [meeting_encounter(episode, meeting, ns), care_plan(episode, deadline, ns, deadlines)]
         case MeasureRecorded() as measure:
-            return measure_observation(episode, measure)
+            return [measure_observation(episode, measure, ns)]
         case RiskAssessed() as risk:
-            return risk_observation(episode, risk)
+            return [risk_observation(episode, risk, ns)]
         case EpisodeDischarged():
-            return [*care_plan(episode, deadline), *first_meeting_encounter(episode)]
+            return [care_plan(episode, deadline, ns, deadlines), *closing_encounters(episode, ns)]
         case (
             ContactMade() | CpaCoordinatorAssigned() | CpaReviewHeld() | MedicationPrescribed()
             | AdmissionStarted() | AdmissionEnded()
         ):
-            return care_plan(episode, deadline)
+            return [care_plan(episode, deadline, ns, deadlines)]
     raise MappingError(f"no message for event type {event.type}")
+
+
+def reachable(focus: list[Json], pool: list[Json]) -> list[Json]:
+    """The resources of `pool` that the `focus` resources reach by references, directly or
+    through other resources of the pool, in pool order (the focus among them)."""
+    by_url = {full_url(resource["id"]): resource for resource in pool}
+    seen = {full_url(resource["id"]) for resource in focus}
+    waiting = list(focus)
+    while waiting:
+        for url in _references(waiting.pop()):
+            if url in by_url and url not in seen:
+                seen.add(url)
+                waiting.append(by_url[url])
+    return [resource for resource in pool if full_url(resource["id"]) in seen]
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        target = node.get("reference")
+        if isinstance(target, str):
+            yield target
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                yield from _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item)
 
 
 def _unique(resources: list[Json]) -> list[Json]:

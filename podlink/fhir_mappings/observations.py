@@ -15,17 +15,14 @@ from podlink.fhir_mappings.resource_ids import (
     risk_observation_id,
     service_request_id,
 )
-from podlink.fhir_mappings.systems import (
-    EXT_MEASURE_TIMEPOINT,
-    OBSERVATION_CATEGORY,
-    PROFILE_OBSERVATION,
-)
+from podlink.fhir_mappings.local_codes import MEASURE_TIMEPOINT_EXTENSION
+from podlink.fhir_mappings.systems import OBSERVATION_CATEGORY, PROFILE_OBSERVATION, Namespace
 from podlink.fhir_mappings.terminology import (
-    MEASURE_TOTAL,
-    RISK,
     RISK_ASSESSMENT,
     measure_item,
     measure_timepoint,
+    measure_total,
+    risk_level,
 )
 from podlink.streams.core.encoding import utc_text
 from podlink.streams.core.episode import Episode
@@ -34,7 +31,7 @@ from podlink.streams.core.events import MeasureRecorded, RiskAssessed
 _SURVEY = concept(OBSERVATION_CATEGORY, "survey", "Survey")
 
 
-def measure_observation(episode: Episode, measure: MeasureRecorded) -> list[Json]:
+def measure_observation(episode: Episode, measure: MeasureRecorded, ns: Namespace) -> list[Json]:
     """The Observation first, then the carer's RelatedPerson when a carer answered.
 
     The value is the instrument's total (CMHS: the mean of its items, to 2 places), each item
@@ -48,7 +45,7 @@ def measure_observation(episode: Episode, measure: MeasureRecorded) -> list[Json
     if measure.respondent == "service_user":
         performer = subject
     elif measure.respondent == "carer" and measure.respondentPersonId:
-        carer = related_person(episode, measure.respondentPersonId, None)
+        carer = related_person(episode, measure.respondentPersonId, None, ns)
         performer = reference(carer["id"])
     observation = compact({
         "resourceType": "Observation",
@@ -57,24 +54,27 @@ def measure_observation(episode: Episode, measure: MeasureRecorded) -> list[Json
             measure.respondentPersonId,
         ),
         "meta": meta(PROFILE_OBSERVATION),
-        "extension": [{"url": EXT_MEASURE_TIMEPOINT, "valueCoding": measure_timepoint(measure.timepoint)}],
+        "extension": [{
+            "url": ns.extension(MEASURE_TIMEPOINT_EXTENSION.id),
+            "valueCoding": measure_timepoint(ns, measure.timepoint),
+        }],
         "basedOn": [reference(service_request_id(referral.referralId))],
         "status": "final",
         "category": [_SURVEY],
-        "code": MEASURE_TOTAL[measure.instrument],
+        "code": measure_total(ns, measure.instrument),
         "subject": subject,
         "effectiveDateTime": utc_text(measure.recordedAt),
         "performer": [performer] if performer else None,
         **_total(measure),
         "component": [
-            {"code": measure_item(measure.instrument, number), "valueInteger": score}
+            {"code": measure_item(ns, measure.instrument, number), "valueInteger": score}
             for number, score in enumerate(measure.items, start=1)
         ],
     })
     return [observation, carer] if carer else [observation]
 
 
-def risk_observation(episode: Episode, risk: RiskAssessed) -> list[Json]:
+def risk_observation(episode: Episode, risk: RiskAssessed, ns: Namespace) -> list[Json]:
     """The Observation first, then the assessor's Practitioner."""
     referral = require_referral(episode)
     observation = {
@@ -87,9 +87,9 @@ def risk_observation(episode: Episode, risk: RiskAssessed) -> list[Json]:
         "subject": reference(patient_id(referral.patient.nhsNumber)),
         "effectiveDateTime": utc_text(risk.assessedAt),
         "performer": [reference(practitioner_id(risk.assessor.staffId), risk.assessor.name)],
-        "valueCodeableConcept": RISK[risk.level],
+        "valueCodeableConcept": risk_level(ns, risk.level),
     }
-    return [observation, practitioner(risk.assessor.staffId)]
+    return [observation, practitioner(risk.assessor.staffId, ns)]
 
 
 def _total(measure: MeasureRecorded) -> Json:

@@ -13,14 +13,14 @@ from podlink.fhir_mappings.systems import (
     PROFILE_LOCATION,
     PROFILE_PRACTITIONER,
     PROFILE_RELATED_PERSON,
-    STAFF_ID,
+    Namespace,
 )
 from podlink.fhir_mappings.terminology import LOCATION_NAME, relationship
 from podlink.streams.core.episode import Episode
 from podlink.streams.core.events import Staff
 
 
-def practitioner(staff_id: str) -> Json:
+def practitioner(staff_id: str, ns: Namespace) -> Json:
     """A staff member by staff id only.
 
     A Practitioner is shared by every referral, while a name is known only from some events
@@ -31,7 +31,7 @@ def practitioner(staff_id: str) -> Json:
         "resourceType": "Practitioner",
         "id": practitioner_id(staff_id),
         "meta": meta(PROFILE_PRACTITIONER),
-        "identifier": [{"system": STAFF_ID, "value": staff_id}],
+        "identifier": [{"system": ns.staff_id, "value": staff_id}],
     }
 
 
@@ -39,7 +39,7 @@ def staff_reference(episode: Episode, staff_id: str) -> Json:
     return reference(practitioner_id(staff_id), _staff_names(episode).get(staff_id))
 
 
-def related_person(episode: Episode, person_id: str, fallback_relationship: str | None) -> Json:
+def related_person(episode: Episode, person_id: str, fallback_relationship: str | None, ns: Namespace) -> Json:
     """A member of the service user's network, as the referral lists them.
 
     The referral's list is the stable source; a person known only from attending a meeting
@@ -53,7 +53,7 @@ def related_person(episode: Episode, person_id: str, fallback_relationship: str 
         "id": related_person_id(referral.referralId, person_id),
         "meta": meta(PROFILE_RELATED_PERSON),
         "patient": reference(patient_id(referral.patient.nhsNumber)),
-        "relationship": [relationship(kind)] if kind else None,
+        "relationship": [relationship(ns, kind)] if kind else None,
         "name": [{"text": listed.name}] if listed and listed.name else None,
         "telecom": [{"system": "phone", "value": listed.phone}] if listed and listed.phone else None,
     })

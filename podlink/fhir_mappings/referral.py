@@ -7,13 +7,12 @@ from podlink.fhir_mappings.resource_ids import patient_id, service_request_id
 from podlink.fhir_mappings.systems import (
     ODS_ORGANISATION,
     PROFILE_SERVICE_REQUEST,
-    REFERRAL_ID,
     SNOMED,
-    TEAM_CODE,
+    Namespace,
 )
 from podlink.fhir_mappings.terminology import (
-    REFERRAL_CATEGORY_CRISIS,
     SERVICE_REQUEST_PRIORITY,
+    referral_category_crisis,
 )
 from podlink.streams.core.encoding import utc_text
 from podlink.streams.core.episode import Episode
@@ -28,7 +27,7 @@ _STATUS = {
 }
 
 
-def service_request(episode: Episode) -> Json:
+def service_request(episode: Episode, ns: Namespace) -> Json:
     """The referral as it stands.
 
     Organisations are referenced logically (requester by ODS code, performer by team code):
@@ -39,17 +38,17 @@ def service_request(episode: Episode) -> Json:
         "resourceType": "ServiceRequest",
         "id": service_request_id(referral.referralId),
         "meta": meta(PROFILE_SERVICE_REQUEST),
-        "identifier": [{"system": REFERRAL_ID, "value": referral.referralId}],
+        "identifier": [{"system": ns.referral_id, "value": referral.referralId}],
         "status": _STATUS[episode.status],
         "intent": "order",
-        "category": [REFERRAL_CATEGORY_CRISIS],
+        "category": [referral_category_crisis(ns)],
         "priority": SERVICE_REQUEST_PRIORITY[referral.urgency],
         "subject": reference(patient_id(referral.patient.nhsNumber)),
         "authoredOn": utc_text(referral.receivedAt),
         "requester": _requester(referral),
         "performer": [{
             "type": "HealthcareService",
-            "identifier": {"system": TEAM_CODE, "value": referral.referredTo.teamCode},
+            "identifier": {"system": ns.team_code, "value": referral.referredTo.teamCode},
         }],
         "reasonCode": [_reason(referral.reason)] if referral.reason else None,
         "note": [{"text": text} for text in _closing_note(episode)] or None,

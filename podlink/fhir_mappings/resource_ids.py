@@ -36,6 +36,10 @@ def care_plan_id(referral_id: str) -> str:
     return stable_id("careplan", referral_id)
 
 
+def task_id(referral_id: str, policy: str, cycle: int) -> str:
+    return stable_id("task", referral_id, policy, str(cycle))
+
+
 def first_meeting_encounter_id(referral_id: str) -> str:
     return stable_id("encounter", referral_id, FIRST_MEETING_PLANNED)
 

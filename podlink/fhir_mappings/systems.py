@@ -1,10 +1,16 @@
 """Every URI the messages use: profiles, code systems, identifier systems and extensions.
 
 National and HL7 URIs are fixed by their owners (see ../shared/DOMAIN.md sections 2 and 3).
-The `podlink` ones are ours: an EPR integrator needs this list to load our local code systems,
-so they live in one place and never change once published.
+Our own (local code systems, extensions, identifier systems) live under the trust's namespace,
+a base URL set by deployment (`PODLINK_FHIR_BASE_URL`): `Namespace` derives each of them from
+it, so a trust publishes them where it controls the domain. `conformance.py` renders the
+CodeSystems and extension StructureDefinitions that those URLs name.
 """
 from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 _UK_CORE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-"
 PROFILE_BUNDLE = _UK_CORE + "Bundle"
@@ -17,6 +23,7 @@ PROFILE_OBSERVATION = _UK_CORE + "Observation"
 PROFILE_PRACTITIONER = _UK_CORE + "Practitioner"
 PROFILE_RELATED_PERSON = _UK_CORE + "RelatedPerson"
 PROFILE_LOCATION = _UK_CORE + "Location"
+PROFILE_TASK = _UK_CORE + "Task"
 
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 ODS_ORGANISATION = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -33,29 +40,65 @@ SNOMED = "http://snomed.info/sct"
 DMD = "https://dmd.nhs.uk"
 V3_ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+V3_PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 V3_NULL_FLAVOR = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
-_PODLINK = "https://podlink.nhs.uk/fhir/"
-REFERRAL_ID = _PODLINK + "Id/referral-id"
-STAFF_ID = _PODLINK + "Id/staff-id"
-TEAM_CODE = _PODLINK + "Id/team-code"
-
-MESSAGE_EVENTS = _PODLINK + "CodeSystem/podlink-message-events"
-REFERRAL_CATEGORY = _PODLINK + "CodeSystem/pod-referral-category"
-ENCOUNTER_TYPE = _PODLINK + "CodeSystem/pod-encounter-type"
-STAFF_ROLE = _PODLINK + "CodeSystem/pod-staff-role"
-NETWORK_RELATIONSHIP = _PODLINK + "CodeSystem/pod-network-relationship"
-CANCELLATION_REASON = _PODLINK + "CodeSystem/pod-cancellation-reason"
-ACTIVITY = _PODLINK + "CodeSystem/pod-activity"
-ACTIVITY_OUTCOME = _PODLINK + "CodeSystem/pod-activity-outcome"
-OUTCOME_MEASURE = _PODLINK + "CodeSystem/pod-outcome-measure"
-MEASURE_ITEM = _PODLINK + "CodeSystem/pod-measure-item"
-MEASURE_TIMEPOINT = _PODLINK + "CodeSystem/pod-measure-timepoint"
-RISK_LEVEL = _PODLINK + "CodeSystem/pod-risk-level"
-
-EXT_SERVICE_USER_ATTENDED = _PODLINK + "StructureDefinition/Extension-POD-ServiceUserAttended"
-EXT_CANCELLATION_REASON = _PODLINK + "StructureDefinition/Extension-POD-CancellationReason"
-EXT_MEASURE_TIMEPOINT = _PODLINK + "StructureDefinition/Extension-POD-MeasureTimepoint"
-
 SOURCE_ENDPOINT = "urn:podlink"
+
+# An example.org host (RFC 2606: reserved, owned by nobody) says plainly that the trust has not
+# set its own namespace yet, where a real-looking default would be taken for a published one.
+DEFAULT_BASE_URL = "https://podlink.example.org/fhir"
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """The URIs of podlink's own terms under one base URL (no trailing slash).
+
+    Canonical URLs follow the FHIR REST pattern `[base]/CodeSystem/[id]`, so the intake service
+    can serve each resource at the address that names it.
+    """
+
+    base: str
+
+    def code_system(self, system_id: str) -> str:
+        return f"{self.base}/CodeSystem/{system_id}"
+
+    def value_set(self, system_id: str) -> str:
+        return f"{self.base}/ValueSet/{system_id}"
+
+    def extension(self, extension_id: str) -> str:
+        return f"{self.base}/StructureDefinition/{extension_id}"
+
+    @property
+    def referral_id(self) -> str:
+        return f"{self.base}/Id/referral-id"
+
+    @property
+    def meeting_id(self) -> str:
+        return f"{self.base}/Id/meeting-id"
+
+    @property
+    def staff_id(self) -> str:
+        return f"{self.base}/Id/staff-id"
+
+    @property
+    def team_code(self) -> str:
+        return f"{self.base}/Id/team-code"
+
+
+def check_base_url(text: str) -> str:
+    """`text` as a base URL (trailing slash removed), or ValueError saying what is wrong."""
+    base = text.strip().rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("the FHIR base URL must be an absolute http(s) URL")
+    if parts.query or parts.fragment:
+        raise ValueError("the FHIR base URL must not have a query or a fragment")
+    return base
+
+
+@functools.lru_cache(maxsize=16)
+def namespace(base_url: str) -> Namespace:
+    """The Namespace of a base URL, checked once per base (ValueError if it is not one)."""
+    return Namespace(check_base_url(base_url))

@@ -1,29 +1,25 @@
 """Code tables from the inbound contract's enumerations to FHIR codings.
 
 National or HL7 codes are used where one exists; where none does, a code of our own local
-CodeSystem (see `systems.py`) is used and the gap is named beside it. SNOMED codes are sent
+CodeSystem (`local_codes.py`, under the trust's namespace) is used and the gap is named beside
+it. Local codes carry the display their published CodeSystem gives. SNOMED codes are sent
 without a display where DOMAIN.md does not give the term, so that we never send a wrong one:
 the CodeableConcept text carries the human reading instead.
 """
 from __future__ import annotations
 
+import functools
+
+from podlink.fhir_mappings import local_codes
 from podlink.fhir_mappings.elements import Json, coding, concept
+from podlink.fhir_mappings.local_codes import LocalCodeSystem
 from podlink.fhir_mappings.systems import (
-    ACTIVITY,
-    ACTIVITY_OUTCOME,
-    CANCELLATION_REASON,
-    ENCOUNTER_TYPE,
-    MEASURE_ITEM,
-    MEASURE_TIMEPOINT,
-    NETWORK_RELATIONSHIP,
-    OUTCOME_MEASURE,
-    REFERRAL_CATEGORY,
-    RISK_LEVEL,
     SNOMED,
-    STAFF_ROLE,
     V3_ACT_CODE,
     V3_NULL_FLAVOR,
+    V3_PARTICIPATION_TYPE,
     V3_ROLE_CODE,
+    Namespace,
 )
 
 SERVICE_REQUEST_PRIORITY = {
@@ -33,24 +29,46 @@ SERVICE_REQUEST_PRIORITY = {
     "routine": "routine",
 }
 
-REFERRAL_CATEGORY_CRISIS = concept(REFERRAL_CATEGORY, "mental-health-crisis", "Mental health crisis referral")
+
+# Cached: a message carries dozens of these, the same few again and again. Like every table here,
+# the dicts returned are shared, so they are never changed in place.
+@functools.lru_cache(maxsize=4096)
+def local_coding(ns: Namespace, system: LocalCodeSystem, code: str) -> Json:
+    return coding(ns.code_system(system.id), code, system.display(code))
+
+
+@functools.lru_cache(maxsize=4096)
+def local_concept(ns: Namespace, system: LocalCodeSystem, code: str, text: str | None = None) -> Json:
+    return concept(ns.code_system(system.id), code, system.display(code), text)
+
+
+def referral_category_crisis(ns: Namespace) -> Json:
+    return local_concept(ns, local_codes.REFERRAL_CATEGORY, "mental-health-crisis")
+
 
 # No SNOMED CT concept for an Open Dialogue network meeting exists (DOMAIN.md section 2), and
 # UK Core binds Encounter.type only as "preferred", so our own codes are allowed here.
-NETWORK_MEETING = concept(ENCOUNTER_TYPE, "network-meeting", "Open Dialogue network meeting")
-FIRST_NETWORK_MEETING = concept(
-    ENCOUNTER_TYPE, "first-network-meeting", "First Open Dialogue network meeting (24-hour standard)"
-)
+def encounter_type(ns: Namespace, code: str) -> Json:
+    return local_concept(ns, local_codes.ENCOUNTER_TYPE, code)
 
+
+# v3 ActEncounterCode (the R4 binding of Encounter.class). A community setting (a cafe, a
+# community centre) is neither a healthcare facility nor the home: FLD, "field".
 ENCOUNTER_CLASS: dict[str, Json] = {
     "home": coding(V3_ACT_CODE, "HH", "home health"),
     "clinic": coding(V3_ACT_CODE, "AMB", "ambulatory"),
-    "community": coding(V3_ACT_CODE, "AMB", "ambulatory"),
+    "community": coding(V3_ACT_CODE, "FLD", "field"),
     "virtual": coding(V3_ACT_CODE, "VR", "virtual"),
     "inpatient_ward": coding(V3_ACT_CODE, "IMP", "inpatient encounter"),
 }
 # Encounter.class is mandatory, but before any meeting is arranged its setting is not known.
 UNKNOWN_CLASS = coding(V3_NULL_FLAVOR, "UNK", "unknown")
+
+# v3 ParticipationType, the R4 encounter-participant-type value set. Open Dialogue meetings are
+# led jointly by the staff present, so every staff member is a primary performer; network
+# members take part without a more specific role.
+PRIMARY_PERFORMER = concept(V3_PARTICIPATION_TYPE, "PPRF", "primary performer")
+PARTICIPANT = concept(V3_PARTICIPATION_TYPE, "PART", "Participation")
 
 LOCATION_NAME = {
     "home": "Service user's home",
@@ -62,76 +80,71 @@ LOCATION_NAME = {
 
 MEETING_STATUS = {"planned": "planned", "held": "finished", "cancelled": "cancelled"}
 
-CANCELLATION = {
-    "service_user_request": "Cancelled at the service user's request",
-    "staff_unavailable": "Staff unavailable",
-    "did_not_attend": "Did not attend",
-    "other": "Other",
-}
-
-STAFF_ROLE_DISPLAY = {
-    "peer_support_worker": "Peer support worker",
-    "nurse": "Nurse",
-    "psychiatrist": "Psychiatrist",
-    "psychologist": "Psychologist",
-    "occupational_therapist": "Occupational therapist",
-    "social_worker": "Social worker",
-    "family_therapist": "Family therapist",
-    "support_worker": "Support worker",
-    "other": "Other",
-}
-
 _RELATIONSHIP = {
-    "spouse_or_partner": (V3_ROLE_CODE, "SIGOTHR", "significant other"),
-    "parent": (V3_ROLE_CODE, "PRN", "parent"),
-    "child": (V3_ROLE_CODE, "CHILD", "child"),
-    "sibling": (V3_ROLE_CODE, "SIB", "sibling"),
-    "other_relative": (V3_ROLE_CODE, "FAMMEMB", "family member"),
-    "friend": (V3_ROLE_CODE, "FRND", "unrelated friend"),
-    "neighbour": (V3_ROLE_CODE, "NBOR", "neighbor"),
-    # v3-RoleCode has no unpaid-carer role.
-    "carer": (NETWORK_RELATIONSHIP, "carer", "Carer"),
-    "other": (NETWORK_RELATIONSHIP, "other", "Other"),
+    "spouse_or_partner": ("SIGOTHR", "significant other"),
+    "parent": ("PRN", "parent"),
+    "child": ("CHILD", "child"),
+    "sibling": ("SIB", "sibling"),
+    "other_relative": ("FAMMEMB", "family member"),
+    "friend": ("FRND", "unrelated friend"),
+    "neighbour": ("NBOR", "neighbor"),
 }
 
 
-def staff_role(role: str) -> Json:
-    return concept(STAFF_ROLE, role, STAFF_ROLE_DISPLAY[role])
+def staff_role(ns: Namespace, role: str) -> Json:
+    return local_concept(ns, local_codes.STAFF_ROLE, role)
 
 
-def relationship(kind: str) -> Json:
-    return concept(*_RELATIONSHIP[kind])
+def relationship(ns: Namespace, kind: str) -> Json:
+    if kind in _RELATIONSHIP:
+        return concept(V3_ROLE_CODE, *_RELATIONSHIP[kind])
+    # v3-RoleCode has no unpaid-carer role (nor "other").
+    return local_concept(ns, local_codes.NETWORK_RELATIONSHIP, kind)
 
 
-def cancellation_reason(reason: str) -> Json:
-    return coding(CANCELLATION_REASON, reason, CANCELLATION[reason])
+def cancellation_reason(ns: Namespace, reason: str) -> Json:
+    return local_coding(ns, local_codes.CANCELLATION_REASON, reason)
 
 
-def activity_code(code: str, display: str) -> Json:
-    return concept(ACTIVITY, code, display)
+def activity_code(ns: Namespace, code: str) -> Json:
+    return local_concept(ns, local_codes.ACTIVITY, code)
 
 
-MET_WITHIN_DEADLINE = concept(ACTIVITY_OUTCOME, "met-within-deadline", "First meeting held within the deadline")
-MET_AFTER_DEADLINE = concept(ACTIVITY_OUTCOME, "met-after-deadline", "First meeting held after the deadline")
+def deadline_outcome(ns: Namespace, met_within: bool) -> Json:
+    code = "met-within-deadline" if met_within else "met-after-deadline"
+    return local_concept(ns, local_codes.ACTIVITY_OUTCOME, code)
+
+
+def deadline_policy(ns: Namespace, policy: str) -> Json:
+    # A trust's own policy has no code in podlink's CodeSystem: its name travels as text.
+    if policy in local_codes.DEADLINE_POLICY.concepts:
+        return local_concept(ns, local_codes.DEADLINE_POLICY, policy)
+    return {"text": policy}
+
+
+def deadline_ending(ns: Namespace, ending: str) -> Json:
+    return local_concept(ns, local_codes.DEADLINE_OUTCOME, ending)
+
 
 MENTAL_HEALTH_CRISIS_PLAN = concept(SNOMED, "736253002", "Mental health crisis plan")
 RISK_ASSESSMENT = concept(SNOMED, "225338004", "Risk assessment")
 
-RISK = {
-    "low": concept(RISK_LEVEL, "low", "Low risk"),
-    "medium": concept(RISK_LEVEL, "medium", "Medium risk"),
-    "high": concept(RISK_LEVEL, "high", "High risk"),
-}
+
+def risk_level(ns: Namespace, level: str) -> Json:
+    return local_concept(ns, local_codes.RISK_LEVEL, level)
+
 
 # Totals: only SWEMWBS has a SNOMED code in DOMAIN.md section 4; its value is the raw 7 to 35
 # total (the metric conversion is someone else's). The others use our codes.
-MEASURE_TOTAL = {
-    "SWEMWBS": concept(SNOMED, "718466001", text="SWEMWBS raw total score (7 to 35)"),
-    "HONOS": concept(OUTCOME_MEASURE, "honos-total", "HoNOS total score (0 to 48)"),
-    "WSAS": concept(OUTCOME_MEASURE, "wsas-total", "WSAS total score (0 to 40)"),
-    "CWS": concept(OUTCOME_MEASURE, "cws-support-total", "CWS support subscale total (0 to 51)"),
-    "CMHS": concept(OUTCOME_MEASURE, "cmhs-mean", "CMHS mean item score (0 to 10)"),
-}
+SWEMWBS_TOTAL = concept(SNOMED, "718466001", text="SWEMWBS raw total score (7 to 35)")
+_LOCAL_TOTAL = {"HONOS": "honos-total", "WSAS": "wsas-total", "CWS": "cws-support-total", "CMHS": "cmhs-mean"}
+
+
+def measure_total(ns: Namespace, instrument: str) -> Json:
+    if instrument == "SWEMWBS":
+        return SWEMWBS_TOTAL
+    return local_concept(ns, local_codes.OUTCOME_MEASURE, _LOCAL_TOTAL[instrument])
+
 
 # HoNOS working-age scales 1 to 12 (MHSDS MHS607); other instruments' items have no SNOMED code.
 HONOS_SCALES = (
@@ -141,12 +154,12 @@ HONOS_SCALES = (
 )
 
 
-def measure_item(instrument: str, number: int) -> Json:
+def measure_item(ns: Namespace, instrument: str, number: int) -> Json:
     text = f"{instrument} item {number}"
     if instrument == "HONOS":
         return concept(SNOMED, HONOS_SCALES[number - 1], text=text)
-    return concept(MEASURE_ITEM, f"{instrument.lower()}-{number}", text)
+    return local_concept(ns, local_codes.MEASURE_ITEM, f"{instrument.lower()}-{number}")
 
 
-def measure_timepoint(timepoint: str) -> Json:
-    return coding(MEASURE_TIMEPOINT, timepoint, timepoint.replace("_", " "))
+def measure_timepoint(ns: Namespace, timepoint: str) -> Json:
+    return local_coding(ns, local_codes.MEASURE_TIMEPOINT, timepoint)

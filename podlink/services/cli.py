@@ -1,10 +1,12 @@
 """The `podlink` command: `run` (everything on an embedded broker), `worker`, `bench`, `tail`,
-the EPR exchange `deliver` and `intake` (docs/epr-exchange.md), and the operator tools
-`dead-letters` (with `redrive`) and `replay` (docs/operations.md)."""
+the EPR exchange `deliver` and `intake` (docs/epr-exchange.md), the operator tools
+`dead-letters` (with `redrive`) and `replay` (docs/operations.md), and `report`
+(docs/report.md)."""
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 from pydantic_core import PydanticUndefined
@@ -81,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
                       "lag (on Apache Kafka unless --bootstrap)")
     bench.add_argument("--bootstrap", default=None, help="broker to use instead of an embedded one")
     _add_operator_tools(commands)
+    _add_report(commands)
     return parser
 
 
@@ -157,6 +160,32 @@ def _add_operator_tools(commands: argparse._SubParsersAction) -> None:  # type: 
                         help="show committed and new offsets and the records to re-read; change nothing")
 
 
+def _add_report(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from podlink.services.report.command import FORMATS
+    report = commands.add_parser(
+        "report", help="the service evaluation (Kent study tables, POD principles) from outcome events",
+        description="Reads pod.outcomes.v1 from the beginning (no consumer group: reading changes "
+        "nothing) or a file of outcome events, and writes the service evaluation: referrals, time to "
+        "first meeting, network meeting attendance, adherence, outcome measures, governance and "
+        "fidelity to the POD principles. Outcome events carry no patient identifiers. Exit status: 0 "
+        "written, 1 nothing to report, 2 the input could not be read. See docs/report.md.")
+    report.add_argument("--from-file", metavar="FILE",
+                        help="read outcome events from FILE, one JSON object a line (- for standard "
+                        "input), instead of the topic")
+    report.add_argument("--bootstrap", metavar="SERVERS",
+                        help="brokers to read from (default: PODLINK_KAFKA_BOOTSTRAP)")
+    report.add_argument("--format", choices=FORMATS, default="json",
+                        help="json (default), html (one self-contained file) or csv (one file per table)")
+    report.add_argument("--out", type=Path, metavar="PATH",
+                        help="the file to write (json: default standard output; html: required), or "
+                        "the folder for csv")
+    report.add_argument("--team", metavar="CODE", help="only referrals registered to this team")
+    report.add_argument("--since", type=_time, metavar="TIME",
+                        help="only referrals received at or after TIME (ISO 8601 with a zone)")
+    report.add_argument("--until", type=_time, metavar="TIME",
+                        help="only referrals received before TIME (ISO 8601 with a zone)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -192,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
                   else Target("datetime", at=args.to_datetime) if args.to_datetime is not None
                   else Target("earliest"))
         return run_replay(settings, target, args.topic, args.partition, args.dry_run)
+    if args.command == "report":
+        from podlink.services.report.collect import Scope
+        from podlink.services.report.command import run_report
+        if args.bootstrap:
+            settings = settings.model_copy(update={"kafka_bootstrap": args.bootstrap})
+        return run_report(settings, args.from_file, args.format, args.out,
+                          Scope(args.team, args.since, args.until))
     return _bench(settings, args)
 
 

@@ -23,6 +23,7 @@ from podlink.services.topics import TopicLayoutError, ensure_topics
 from podlink.services.web import WebPortError, add_endpoints, check_port
 from podlink.streams.worker.app import Worker
 from podlink.streams.worker.kafka_security import KafkaSecurityError, client_options
+from podlink.streams.worker.policy_loading import PolicyError, load_policy
 from podlink.streams.worker.settings import (
     ALERTS_TOPIC,
     DEAD_LETTER_TOPIC,
@@ -86,6 +87,11 @@ def run_worker(settings: Settings) -> int:
         print(f"podlink: cannot use PODLINK_DATA_DIR={settings.data_dir}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     try:
+        loaded = load_policy(settings.policy_file, settings.teams)
+    except PolicyError as exc:
+        print(f"podlink: policy file refused: {exc}", file=sys.stderr)
+        return 2
+    try:
         partitions = _prepare(settings)
     except (TopicLayoutError, KafkaSecurityError, WebPortError, KafkaUnreachableError) as exc:
         print(f"podlink: {exc}", file=sys.stderr)
@@ -93,7 +99,7 @@ def run_worker(settings: Settings) -> int:
     except Exception as exc:  # noqa: BLE001 - say what failed, not a traceback, to operators
         print(f"podlink: cannot reach Kafka at {settings.kafka_bootstrap}: {error_text(exc)}", file=sys.stderr)
         return 2
-    worker = Worker(settings.model_copy(update={"partitions": partitions}))
+    worker = Worker(settings.model_copy(update={"partitions": partitions}), loaded=loaded)
     add_endpoints(worker)
     if logs.view() is not None:
         _add_summary(worker.app)
@@ -101,6 +107,7 @@ def run_worker(settings: Settings) -> int:
              teams=sorted(settings.teams) if settings.teams else "all",
              deadline_scan_seconds=settings.deadline_scan_seconds,
              web=f"http://{settings.web_bind}:{settings.web_port}")
+    log.info("policies in force", source=loaded.source, rules=loaded.summary())
     faust_worker = _Worker(worker.app, loglevel="WARNING", quiet=True, redirect_stdouts=False,
                            logging_config=logs.stdlib_config())
     # Faust's terminal spinner sets the root logger to DEBUG to spin on every record, so every

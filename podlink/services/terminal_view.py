@@ -125,6 +125,8 @@ def _record(event: Mapping[str, Any]) -> Text:
         results.append(Text("deadline met", style="green"))
     elif deadline and not DEADLINE_ENDED.intersection(outcomes):
         results.append(Text(f"deadline due {local_moment(str(deadline))}", style="yellow"))
+    results += [Text(f"{policy.replace('-', ' ')} due {local_moment(str(due))}", style="yellow")
+                for policy, due in (event.get("other_deadlines") or {}).items()]
     results += [Text(kind, style="magenta") for kind in outcomes]
     if outcome == "replayed":
         line.append("replayed ", style="dim")
@@ -145,8 +147,10 @@ def _alert(event: Mapping[str, Any]) -> Text:
     kind = short_type(str(event.get("alert", ""))).removeprefix("sla.")
     style = ALERT_STYLES.get(kind, "bold")
     line = Text.assemble((f" ALERT {kind} ", f"{style} reverse"), " ", _referral(event))
-    deadline = event.get("deadline")
-    return line.append(f"first meeting due {local_moment(str(deadline))}" if deadline else "", style=style)
+    if event.get("rule"):
+        return line.append(str(event["rule"]), style=style)
+    due, policy = event.get("due"), str(event.get("policy", "first-meeting")).replace("-", " ")
+    return line.append(f"{policy} due {local_moment(str(due))}" if due else "", style=style)
 
 
 def _starting(event: Mapping[str, Any]) -> Text:
@@ -163,6 +167,18 @@ def _assigned(event: Mapping[str, Any]) -> Text:
 def _recovered(event: Mapping[str, Any]) -> Text:
     return Text(f"tables recovered ({event.get('changelog_records')} changelog records, "
                 f"{event.get('seconds')} s): processing", style="cyan")
+
+
+def _policies(event: Mapping[str, Any]) -> Text:
+    # Each rule's summary starts with its name: "first-meeting: from referral.received, due 24h, ..."
+    names = ", ".join(str(rule).split(":", 1)[0] for rule in event.get("rules") or ())
+    return Text(f"policies in force ({event.get('source')}): {names}", style="cyan")
+
+
+def _indexed(event: Mapping[str, Any]) -> Text:
+    recomputed = f", {event['recomputed']} worked out again under changed policies" if event.get("recomputed") else ""
+    return Text(f"deadlines indexed: {event.get('referrals')} referrals in {event.get('seconds')} s{recomputed}",
+                style="cyan")
 
 
 def _stopping(event: Mapping[str, Any]) -> Text:
@@ -197,6 +213,8 @@ _RENDERERS = {
     "worker starting": _starting,
     "partitions assigned": _assigned,
     "tables recovered": _recovered,
+    "policies in force": _policies,
+    "deadlines indexed": _indexed,
     "worker stopping": _stopping,
     "worker stopped": _stopped,
 }

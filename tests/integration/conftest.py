@@ -10,6 +10,7 @@ from podlink_devtools.apache_kafka import ApacheKafkaBroker
 
 from podlink.services.embedded_broker import EmbeddedBroker
 from tests.support.brokers import BrokerEndpoint, BrokerPool, requested_kinds
+from tests.support.policies import first_meeting_only
 from tests.support.worker_process import WorkerProcess
 
 FRESH = {"tansu": EmbeddedBroker, "kafka": ApacheKafkaBroker}
@@ -50,6 +51,7 @@ def start_worker(workers: list[WorkerProcess], tmp_path: Path):
     group = f"podlink-test-{uuid.uuid4().hex[:8]}"
 
     def start(bootstrap: str, **env: str) -> WorkerProcess:
+        env = first_meeting_only(tmp_path) | env
         worker = WorkerProcess(bootstrap, tmp_path / f"worker-{len(workers)}", group, env).start()
         workers.append(worker)
         # Its topics exist once it says it is starting: records sent before that would make

@@ -13,7 +13,7 @@ SUMMARY = re.compile(
     rf"max loop lag (?P<lag>{NUMBER}) ms \(upper bound, /healthz\)$"
 )
 CHANGELOG = re.compile(r"^  changelog \S+-(?P<table>[a-z-]+)-changelog: (?P<records>\d+) records, ")
-SCAN = re.compile(r"^  deadline scan over (?P<deadlines>\d+) open deadlines")
+SCAN = re.compile(r"^  deadline index over (?P<deadlines>\d+) open deadlines of (?P<referrals>\d+) referrals")
 LOADED = re.compile(r"^  loaded in .*the worker counted (?P<records>\d+) records processed, "
                     r"and its last deadline scan (?P<open>\d+) open episodes$")
 
@@ -35,5 +35,7 @@ def test_open_episodes_bench_reports_what_the_loaded_worker_holds() -> None:
     # The worker processed all three events of each referral, and its own scan saw every one open.
     loaded = next(m for line in lines if (m := LOADED.match(line)))
     assert int(loaded["records"]) == 150 and int(loaded["open"]) == 50
+    # Each accepted CPA referral holds three open deadlines: first meeting, risk assessment, CPA
+    # coordinator (the shipped policies).
     scan = next(m for line in lines if (m := SCAN.match(line)))
-    assert int(scan["deadlines"]) == 50
+    assert (int(scan["deadlines"]), int(scan["referrals"])) == (150, 50)

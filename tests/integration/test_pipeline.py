@@ -25,7 +25,7 @@ def test_a_referral_flows_to_fhir_messages_and_outcome_events(fresh_broker, star
     send(fresh_broker.bootstrap, records)
 
     expected = ["referral.registered", "referral.accepted", "contact.first", "meeting.first",
-                "meeting.held", "meeting.held", "meeting.held", "measure.recorded"]
+                "meeting.held", "meeting.held", "meeting.held", "measure.recorded", "deadline.met"]
     outcomes = consume_until_done(
         fresh_broker.bootstrap, OUTCOMES_TOPIC,
         lambda rs: len(of(prefix, values(rs))) >= 2 * len(expected), timeout=90)

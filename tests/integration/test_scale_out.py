@@ -24,12 +24,11 @@ from tests.support.worker_metrics import after_more_scans
 from tests.support.worker_process import WorkerProcess
 
 PARTITIONS = 6
-DEADLINE_HOURS, AT_RISK_HOURS = 24, 6
+DEADLINE_HOURS, AT_RISK_HOURS = 24, 6  # the first-meeting policy the workers run (tests/support/policies.py)
 # How long after they are sent the deadlines of the "due" referrals come at risk: time enough for
 # the doomed worker to process and commit them and be killed first, even on a busy machine.
 DUE_IN = timedelta(seconds=50)
-ENV = {"PODLINK_PARTITIONS": str(PARTITIONS), "PODLINK_DEADLINE_HOURS": str(DEADLINE_HOURS),
-       "PODLINK_AT_RISK_HOURS": str(AT_RISK_HOURS)}
+ENV = {"PODLINK_PARTITIONS": str(PARTITIONS)}
 FILLER_SCENARIOS = ["on-time", "breached", "care-first", "met-late", "at-risk"]
 FILLER_AGE = {"breached": 30, "at-risk": 20}  # hours; the others 16, well inside their deadline
 AT_RISK = "uk.nhs.podlink.sla.at-risk"

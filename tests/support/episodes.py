@@ -67,3 +67,23 @@ def meeting_held_at(start: datetime, referral_id: str = "REF-T-1") -> dict[str, 
 
 def hours(n: float) -> timedelta:
     return timedelta(hours=n)
+
+
+def policy_from(text: str, teams: frozenset[str] | None = None) -> Policy:
+    """The rules of a policy file's text, with podlink's own hooks."""
+    from podlink.streams.core.default_rules import BUILTIN_HOOKS, rules_of
+    from podlink.streams.core.policy_file import parse_policy_file
+    return Policy(teams=teams, rules=rules_of(parse_policy_file(text, "test-policies.yaml"), BUILTIN_HOOKS))
+
+
+def default_policy_text_with(old: str, new: str) -> str:
+    from podlink.streams.core.policy_file import default_policy_text
+    text = default_policy_text()
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+# The first-meeting deadline counted from the first contact, as a trust's policy file may say.
+FIRST_CONTACT_START = default_policy_text_with(
+    "starts: {event: referral.received, at: receivedAt}\n    met_by: meeting.held",
+    "starts: {event: contact.made, at: contactAt}\n    met_by: meeting.held")

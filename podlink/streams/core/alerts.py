@@ -8,15 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from podlink.streams.core.deadlines import AlertKind, Deadline, london
+from podlink.streams.core.deadlines import FIRST_MEETING, AlertKind, Deadline, london
 from podlink.streams.core.encoding import utc_text
-from podlink.streams.core.outcomes import cloud_event, minutes_between
+from podlink.streams.core.ids import stable_id
+from podlink.streams.core.outcomes import PREFIX, cloud_event, deadline_id_parts, minutes_between
 
 ALERT_TYPES: dict[str, str] = {
     "at-risk": "sla.at-risk",
     "breached": "sla.breached",
     "resolved": "sla.resolved",
 }
+FLAG_TYPE = PREFIX + "governance.flagged"
 
 
 def alert_event(deadline: Deadline, kind: AlertKind, now: datetime) -> dict[str, Any]:
@@ -28,13 +30,27 @@ def alert_event(deadline: Deadline, kind: AlertKind, now: datetime) -> dict[str,
         "teamCode": deadline.team_code,
         "dueAt": utc_text(deadline.due_at),
         "dueAtLocal": london(deadline.due_at),
-        "deadline": utc_text(deadline.due_at),
-        "deadlineLocal": london(deadline.due_at),
+    }
+    if deadline.policy == FIRST_MEETING:
+        data |= {"deadline": utc_text(deadline.due_at), "deadlineLocal": london(deadline.due_at)}
+    data |= {
         "deadlineStart": utc_text(deadline.starts_at),
+        "cycle": deadline.cycle,
         "raisedAt": utc_text(now),
         "minutesPastDeadline": minutes_between(deadline.due_at, now),
     }
     if kind == "resolved":
-        data["resolvedBy"] = "meeting-held" if deadline.met_at is not None else "referral-closed"
+        data["resolvedBy"] = _resolved_by(deadline)
         data["resolvedAt"] = utc_text(deadline.ended_at or now)
-    return cloud_event(ALERT_TYPES[kind], deadline.referral_id, now, data, deadline.policy)
+    return cloud_event(ALERT_TYPES[kind], deadline.referral_id, now, data, *deadline_id_parts(deadline))
+
+
+def alert_id(deadline: Deadline, kind: AlertKind) -> str:
+    """The id `alert_event` gives: what the alert ledger knows an alert by."""
+    return stable_id(ALERT_TYPES[kind], deadline.referral_id, *deadline_id_parts(deadline))
+
+
+def _resolved_by(deadline: Deadline) -> str:
+    if deadline.met_at is None:
+        return "referral-closed"
+    return "meeting-held" if deadline.policy == FIRST_MEETING else "met"

@@ -1,17 +1,16 @@
-"""The first-meeting deadline and the alerts it calls for, as pure functions of state and time.
+"""A deadline and the alerts it calls for, as pure functions of state and time.
 
 Deadlines come from event times; whether an alert is due depends on the wall clock, which the
 caller passes in (`now`), so tests can stand anywhere in time without sleeping.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
-from podlink.streams.core.episode import Episode, Policy
 
 AlertKind = Literal["at-risk", "breached", "resolved"]
 Audience = Literal["on-call", "team"]
@@ -26,6 +25,7 @@ class Deadline(BaseModel):
 
     referral_id: str
     policy: str = FIRST_MEETING
+    cycle: int = 0  # 0, 1, 2... for a policy that repeats (a CPA review after each review)
     audience: Audience = "on-call"
     severity: Severity = "critical"
     team_code: str | None
@@ -47,26 +47,6 @@ class Deadline(BaseModel):
     @property
     def met_within(self) -> bool | None:
         return None if self.met_at is None else self.met_at <= self.due_at
-
-
-def first_meeting_deadline(episode: Episode, policy: Policy) -> Deadline | None:
-    """The deadline for the first network meeting, or None while it has no start yet."""
-    start = _deadline_start(episode, policy)
-    if start is None:
-        return None
-    # Elapsed hours in UTC: a deadline across the clock change is still 24 real hours.
-    start = start.astimezone(timezone.utc)
-    due = start + timedelta(hours=policy.deadline_hours)
-    first = episode.first_meeting
-    return Deadline(
-        referral_id=episode.referral_id,
-        team_code=episode.team_code,
-        starts_at=start,
-        due_at=due,
-        at_risk_from=due - timedelta(hours=policy.at_risk_hours),
-        met_at=first.start.astimezone(timezone.utc) if first and first.start else None,
-        closed_at=_closed_at(episode),
-    )
 
 
 def due_alerts(deadline: Deadline, raised: frozenset[str], now: datetime) -> list[AlertKind]:
@@ -94,17 +74,3 @@ def alert_due_at(deadline: Deadline, kind: AlertKind) -> datetime:
 
 def london(moment: datetime) -> str:
     return moment.astimezone(LONDON).isoformat()
-
-
-def _deadline_start(episode: Episode, policy: Policy) -> datetime | None:
-    if policy.deadline_starts_at == "first-contact":
-        return episode.first_contact.contactAt if episode.first_contact else None
-    return episode.referral.receivedAt if episode.referral else None
-
-
-def _closed_at(episode: Episode) -> datetime | None:
-    if episode.closure is not None:
-        return episode.closure.closed_at.astimezone(timezone.utc)
-    if episode.discharge is not None:
-        return episode.discharge.dischargedAt.astimezone(timezone.utc)
-    return None

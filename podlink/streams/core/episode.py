@@ -6,11 +6,11 @@ layer stores what it returns and publishes what the transitions imply.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from podlink.streams.core.events import (
     AdmissionEnded, AdmissionStarted, Attendee, ContactMade, CpaCoordinatorAssigned,
@@ -18,6 +18,9 @@ from podlink.streams.core.events import (
     MeetingCancelled, MeetingHeld, MeetingScheduled, ReferralAccepted, ReferralReceived,
     ReferralRejected, ReferralWithdrawn, RiskAssessed, Staff, TypedEvent,
 )
+from podlink.streams.core.default_rules import default_rules
+from podlink.streams.core.rules import Rule
+from podlink.streams.core.timeline import Occurrence, occurrence_from, occurrence_of
 
 Status = Literal[
     "awaiting-referral", "received", "accepted", "rejected", "withdrawn", "discharged",
@@ -81,6 +84,17 @@ class Episode(_State):
     # Highest input offset applied, by "topic/partition": a record at or below it is a replay
     # (a worker restarting from its last commit), not a new delivery from the source.
     positions: dict[str, int] = {}
+    # Every event applied, as the deadline rules read it (timeline.py).
+    timeline: tuple[Occurrence, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _timeline_of_stored_episode(cls, stored: Any) -> Any:
+        # Episodes stored before the timeline existed: rebuilt from their state, so their open
+        # deadlines carry on after an upgrade.
+        if isinstance(stored, dict) and "timeline" not in stored and stored.get("referral"):
+            return {**stored, "timeline": _timeline_from_state(cls.model_validate({**stored, "timeline": []}))}
+        return stored
 
     @field_validator("pending", mode="before")
     @classmethod
@@ -116,12 +130,10 @@ class Episode(_State):
 
 @dataclass(frozen=True)
 class Policy:
-    """The settings the rules depend on (from the environment and the policy file)."""
+    """What the rules depend on: the teams in scope and the deadline rules (the policy file)."""
 
-    deadline_hours: float = 24.0
-    deadline_starts_at: Literal["referral", "first-contact"] = "referral"
-    at_risk_hours: float = 6.0
     teams: frozenset[str] | None = None  # None: every team is in scope
+    rules: tuple[Rule, ...] = field(default_factory=default_rules)
 
 
 @dataclass(frozen=True)
@@ -168,7 +180,10 @@ def apply(episode: Episode | None, event: Event, policy: Policy,
     key = event.dedup_key
     if key in current.applied:
         if position is not None and current.positions.get(position.partition_key, -1) >= position.offset:
-            return Step(current, "replayed", (Transition(event, rewind(current, event.data), current),))
+            # The rules read the timeline as it stood when the record was first applied.
+            upto = _timeline_upto(current.timeline, key)
+            return Step(current, "replayed", (Transition(event, rewind(current, event),
+                                                         current.model_copy(update={"timeline": upto})),))
         return Step(current, "duplicate")
     if any(p.dedup_key == key for p in current.pending):
         return Step(current, "duplicate")
@@ -197,7 +212,10 @@ def apply(episode: Episode | None, event: Event, policy: Policy,
 
 
 def _transition(episode: Episode, event: Event) -> Transition:
-    changes = _changes(episode, event.data) | {"applied": episode.applied + (event.dedup_key,)}
+    changes = _changes(episode, event.data) | {
+        "applied": episode.applied + (event.dedup_key,),
+        "timeline": episode.timeline + (occurrence_of(event),),
+    }
     return Transition(event, episode, episode.model_copy(update=changes))
 
 
@@ -265,8 +283,11 @@ def _changes(ep: Episode, data: Any) -> dict[str, Any]:
     raise TypeError(f"no rule for {type(data).__name__}")
 
 
-def rewind(ep: Episode, data: Any) -> Episode:
-    """The episode as it was before `data`, as far as the milestones `data` reaches go."""
+def rewind(ep: Episode, event: Event) -> Episode:
+    """The episode as it was before `event`, as far as its milestones and the timeline go."""
+    upto = _timeline_upto(ep.timeline, event.dedup_key)
+    ep = ep.model_copy(update={"timeline": upto[:-1] if upto and upto[-1].key == event.dedup_key else upto})
+    data = event.data
     match data:
         case ReferralReceived() if ep.referral == data:
             return ep.model_copy(update={"referral": None})
@@ -288,6 +309,14 @@ def rewind(ep: Episode, data: Any) -> Episode:
     return ep
 
 
+def _timeline_upto(timeline: tuple[Occurrence, ...], key: str) -> tuple[Occurrence, ...]:
+    """The timeline as it was once the event with `key` was applied (all of it, if not found)."""
+    for i, occurrence in enumerate(timeline):
+        if occurrence.key == key:
+            return timeline[:i + 1]
+    return timeline
+
+
 def _open_or(ep: Episode, status: Status) -> Status:
     # A closed episode stays closed: a late acceptance does not reopen a withdrawn referral.
     return ep.status if ep.is_closed else status
@@ -307,3 +336,52 @@ def _end_admission(admissions: tuple[Admission, ...], ended_at: datetime) -> tup
 
 def _in_scope(referral: ReferralReceived, policy: Policy) -> bool:
     return policy.teams is None or referral.referredTo.teamCode in policy.teams
+
+
+def _timeline_from_state(ep: Episode) -> tuple[Occurrence, ...]:
+    """What an episode stored before timelines can tell of its events (the latest risk
+    assessment and CPA review only; first contact only), under keys of their own."""
+    found: list[tuple[str, Any, datetime | None]] = [
+        ("referral.received", ep.referral, None), ("referral.accepted", ep.acceptance, None),
+        ("referral.rejected", ep.rejection, None), ("referral.withdrawn", ep.withdrawal, None),
+        ("contact.made", ep.first_contact, None), ("risk.assessed", ep.risk, None),
+        ("cpa.review-held", ep.last_cpa_review, None), ("episode.discharged", ep.discharge, None),
+    ]
+    found += [("meeting.held", m, None) for m in ep.held_meetings]
+    found += [("medication.prescribed", p, None) for p in ep.prescriptions]
+    if ep.coordinator is not None and ep.coordinator_assigned_at is not None:
+        found.append(("cpa.coordinator-assigned", None, ep.coordinator_assigned_at))
+    for admission in ep.admissions:
+        found.append(("admission.started", None, admission.admitted_at))
+        if admission.ended_at is not None:
+            found.append(("admission.ended", None, admission.ended_at))
+    timeline = []
+    for i, (short, data, at) in enumerate(found):
+        if data is None and at is None:
+            continue
+        data = _Fields(short, data, at)
+        timeline.append(occurrence_from(short, data, f"stored-before-timeline/{i}", data.sent_at))
+    return tuple(timeline)
+
+
+class _Fields:
+    """An episode's stored state in the shape `occurrence_from` reads an event's payload."""
+
+    def __init__(self, short: str, data: Any, at: datetime | None) -> None:
+        self._data = data
+        self._at = at
+        self.sent_at = at or _first_time(data)
+
+    def __getattr__(self, name: str) -> Any:
+        if self._data is None:
+            return self._at if name in ("assignedAt", "admittedAt", "endedAt") else None
+        if isinstance(self._data, Meeting):
+            return {"start": self._data.start, "end": self._data.end, "location": self._data.location}.get(name)
+        return getattr(self._data, name, None)
+
+
+def _first_time(data: Any) -> datetime:
+    if isinstance(data, Meeting):
+        assert data.start is not None  # held meetings only
+        return data.start
+    return next(v for v in data.model_dump().values() if isinstance(v, datetime))

@@ -30,6 +30,7 @@ from podlink.streams.core.events import (
 )
 from podlink.streams.core.ids import stable_id
 from podlink.streams.core.measures import scores
+from podlink.streams.core.rules import Evaluation, Flag
 
 SOURCE = "urn:podlink:episode-processor"
 PREFIX = "uk.nhs.podlink."
@@ -227,3 +228,61 @@ def _bed_days(episode: Any) -> int:
 def _nights(admitted_at: datetime, ended_at: datetime) -> int:
     # Calendar nights occupied, the unit of MHSDS bed days.
     return max(0, (ended_at.date() - admitted_at.date()).days)
+
+
+def deadline_outcomes(before: Evaluation, after: Evaluation) -> list[dict[str, Any]]:
+    """`deadline.met` or `deadline.missed` for each deadline that `after` closed and `before`
+    had open (or had not yet): met by its due time, or met late, or closed unmet after it."""
+    was_open = {(d.policy, d.cycle) for d in before.deadlines if d.is_open}
+    known = {(d.policy, d.cycle) for d in before.deadlines}
+    events = []
+    for d in after.deadlines:
+        key = (d.policy, d.cycle)
+        if d.is_open or (key in known and key not in was_open):
+            continue
+        if d.met_at is not None and d.met_at <= d.due_at:
+            events.append(cloud_event("deadline.met", d.referral_id, d.met_at, {
+                **_deadline_facts(d), "metAt": utc_text(d.met_at),
+                "minutesEarly": minutes_between(d.met_at, d.due_at),
+            }, *deadline_id_parts(d)))
+        elif d.ended_at is not None and d.ended_at > d.due_at:
+            events.append(missed_event(d, d.ended_at))
+    return events
+
+
+def missed_event(d: Deadline, known_at: datetime) -> dict[str, Any]:
+    """A deadline passed unmet. Sent when it falls due and again if it is met late: the same
+    id both times, so a consumer counts one missed deadline."""
+    return cloud_event("deadline.missed", d.referral_id, d.due_at, {
+        **_deadline_facts(d), "metAt": utc_text(d.met_at) if d.met_at else None,
+        "minutesLate": max(minutes_between(d.due_at, known_at), 0),
+    }, *deadline_id_parts(d))
+
+
+def flag_event(flag: Flag) -> dict[str, Any]:
+    """A governance flag, as an outcome event and (the same event) as an alert."""
+    return cloud_event("governance.flagged", flag.referral_id, flag.at, {
+        "rule": flag.rule, "audience": flag.audience, "severity": flag.severity,
+        "teamCode": flag.team_code, "raisedAt": utc_text(flag.at),
+    }, flag.rule, flag.cause)
+
+
+def new_flags(before: Evaluation, after: Evaluation) -> list[Flag]:
+    seen = {(f.rule, f.cause) for f in before.flags}
+    return [f for f in after.flags if (f.rule, f.cause) not in seen]
+
+
+def hook_outcomes(before: Evaluation, after: Evaluation, referral_id: str) -> list[dict[str, Any]]:
+    seen = {(o.kind, o.id_parts) for o in before.outcomes}
+    return [cloud_event(o.kind, referral_id, o.at, dict(o.data), *o.id_parts)
+            for o in after.outcomes if (o.kind, o.id_parts) not in seen]
+
+
+def deadline_id_parts(d: Deadline) -> tuple[str, ...]:
+    # The first cycle's parts are the policy alone, as the first-meeting deadline's always were.
+    return (d.policy,) if d.cycle == 0 else (d.policy, str(d.cycle))
+
+
+def _deadline_facts(d: Deadline) -> dict[str, Any]:
+    return {"policy": d.policy, "cycle": d.cycle, "teamCode": d.team_code,
+            "startedAt": utc_text(d.starts_at), "dueAt": utc_text(d.due_at)}

@@ -8,21 +8,43 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from podlink.fhir_mappings import build_message
+from podlink.fhir_mappings import DEFAULT_BASE_URL, build_message
 from podlink.streams.core.contract import Accepted
-from podlink.streams.core.deadlines import Deadline, first_meeting_deadline
+from podlink.streams.core.deadlines import FIRST_MEETING, Deadline
 from podlink.streams.core.episode import Episode, Policy, Position, Verdict, apply
-from podlink.streams.core.outcomes import outcome_events
+from podlink.streams.core.outcomes import (
+    deadline_outcomes, flag_event, hook_outcomes, new_flags, outcome_events,
+)
+from podlink.streams.core.pathway import evaluation
+from podlink.streams.core.rules import Evaluation, Flag, RuleFailure
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the deadline timer watches for a referral: what may still call for an alert."""
+
+    deadlines: tuple[Deadline, ...] = ()  # open, or ended after their due time (a breach to resolve)
+    flags: tuple[Flag, ...] = ()
+    closed: bool = False
+
+    @classmethod
+    def of(cls, episode: Episode, evaluated: Evaluation) -> Watch:
+        kept = tuple(d for d in evaluated.deadlines
+                     if d.is_open or (d.ended_at is not None and d.ended_at > d.due_at))
+        return cls(kept, evaluated.flags, episode.is_closed)
 
 
 @dataclass(frozen=True)
 class Result:
     episode: Episode
     verdict: Verdict
-    deadline: Deadline | None = None
-    deadline_changed: bool = False
+    deadline: Deadline | None = None  # the first-meeting deadline
+    watch: Watch | None = None
+    watch_changed: bool = False
+    opened: tuple[Deadline, ...] = ()  # deadlines this event started
     fhir_messages: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    rule_failures: tuple[RuleFailure, ...] = ()
 
     @property
     def stores_episode(self) -> bool:
@@ -31,25 +53,39 @@ class Result:
 
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,
-            position: Position | None = None) -> Result:
+            position: Position | None = None, *, fhir_base_url: str = DEFAULT_BASE_URL) -> Result:
     step = apply(episode, accepted.event, policy, position)
     if not step.transitions:
         return Result(step.episode, step.verdict)
     # A replay carries the transition it repeats: the same outputs, with the same ids, from
     # the state the replayed record led to.
-    deadline: Deadline | None = None
+    first = evaluation(step.transitions[0].before, policy)
+    previous = first
     messages: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
+    failures: list[RuleFailure] = []
     for transition in step.transitions:
-        deadline = first_meeting_deadline(transition.after, policy)
-        messages.append(build_message(transition.event, transition.after, deadline))
+        current = evaluation(transition.after, policy)
+        deadline = current.deadline(FIRST_MEETING)
+        messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url,
+                                      deadlines=current.deadlines))
         outcomes.extend(outcome_events(transition, deadline))
-    before = first_meeting_deadline(step.transitions[0].before, policy)
+        outcomes.extend(deadline_outcomes(previous, current))
+        outcomes.extend(flag_event(flag) for flag in new_flags(previous, current))
+        outcomes.extend(hook_outcomes(previous, current, transition.after.referral_id))
+        failures.extend(f for f in current.failures if f.cause == transition.event.dedup_key)
+        previous = current
+    watch = Watch.of(step.episode, previous)
+    was_open = {(d.policy, d.cycle) for d in first.deadlines if d.is_open}
     return Result(
         episode=step.episode,
         verdict=step.verdict,
-        deadline=deadline,
-        deadline_changed=step.verdict == "applied" and deadline != before,
+        deadline=previous.deadline(FIRST_MEETING),
+        watch=watch,
+        watch_changed=step.verdict == "applied" and watch != Watch.of(step.transitions[0].before, first),
+        opened=tuple(d for d in previous.deadlines if d.is_open and (d.policy, d.cycle) not in was_open)
+        if step.verdict == "applied" else (),
         fhir_messages=messages,
         outcomes=outcomes,
+        rule_failures=tuple(failures),
     )

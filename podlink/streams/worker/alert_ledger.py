@@ -2,13 +2,14 @@
 
 The alerts topic is the only record that cannot disagree with what on-call staff received, so
 a worker that restarts, or takes over another worker's partitions, learns from it which alerts
-exist before it raises any: each alert goes out at most once per referral and kind.
+exist before it raises any: each alert goes out at most once. Alert ids are fixed by what the
+alert is about (the referral, the policy and cycle or the flag's rule and cause, the kind), so
+the ledger is the set of ids on the topic.
 """
 from __future__ import annotations
 
 import asyncio
 import json
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,11 +17,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 from mode import Service
 
-from podlink.streams.core.alerts import ALERT_TYPES
-from podlink.streams.core.outcomes import PREFIX
-
 log = structlog.get_logger("podlink")
-_KIND_BY_TYPE = {PREFIX + t: kind for kind, t in ALERT_TYPES.items()}
 
 
 class AlertLedger(Service):
@@ -31,7 +28,7 @@ class AlertLedger(Service):
         self._topic = topic
         self._bootstrap = bootstrap
         self._client_options = dict(client_options or {})
-        self._raised: dict[str, set[str]] = defaultdict(set)
+        self._raised: set[str] = set()
         self._consumer: AIOKafkaConsumer
 
     async def on_start(self) -> None:
@@ -48,11 +45,11 @@ class AlertLedger(Service):
         await self._consumer.stop()
         log.info("alert ledger stopped", topic=self._topic)
 
-    def raised(self, referral_id: str) -> frozenset[str]:
-        return frozenset(self._raised.get(referral_id, ()))
+    def raised(self, alert_id: str) -> bool:
+        return alert_id in self._raised
 
-    def record(self, referral_id: str, kind: str) -> None:
-        self._raised[referral_id].add(kind)
+    def record(self, alert_id: str) -> None:
+        self._raised.add(alert_id)
 
     async def catch_up(self, timeout: float) -> bool:
         """Read the topic up to its end as of now; False if that took longer than `timeout`."""
@@ -73,9 +70,6 @@ class AlertLedger(Service):
     async def _read(self) -> None:
         async for record in self._consumer:
             try:
-                alert = json.loads(record.value)
-                kind = _KIND_BY_TYPE.get(alert.get("type"))
-                if kind is not None:
-                    self._raised[alert["subject"]].add(kind)
-            except (ValueError, KeyError, TypeError, AttributeError):
+                self._raised.add(json.loads(record.value)["id"])
+            except (ValueError, KeyError, TypeError):
                 continue  # not ours to judge: only podlink writes here, and it writes JSON

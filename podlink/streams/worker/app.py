@@ -6,7 +6,7 @@ due by `deadlines.due_alerts`; whether a partition has been read to its end by `
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,7 +22,12 @@ from podlink.streams.worker.cloudevents_binding import Headers
 from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
 from podlink.streams.worker.metrics import Metrics
+from podlink.streams.core.pathway import evaluation
+from podlink.streams.pipeline.processor import Watch
+from podlink.streams.worker.codecs import DEADLINE_ENTRY, EPISODE, DeadlineEntry
+from podlink.streams.worker.policy_loading import LoadedPolicy, load_policy
 from podlink.streams.worker.records import RecordHandler
+from podlink.streams.worker.watch_index import WatchIndex
 from podlink.streams.worker.settings import (
     ALERTS_TOPIC,
     DEAD_LETTER_TOPIC,
@@ -61,10 +66,14 @@ class GroupConsumer:
 class Worker:
     """One podlink worker: a Faust app plus what its timer needs to decide about alerts."""
 
-    def __init__(self, settings: Settings, clock: Clock = utc_now) -> None:
+    def __init__(self, settings: Settings, clock: Clock = utc_now, loaded: LoadedPolicy | None = None) -> None:
         self.settings = settings
-        self.policy = settings.policy()
+        self.loaded = loaded or load_policy(settings.policy_file, settings.teams)
+        self.policy = self.loaded.policy
         self.clock = clock
+        self.index = WatchIndex()
+        # Entries stored under other rules, worked out again under these until an event rewrites them.
+        self._recomputed: dict[bytes, DeadlineEntry] = {}
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
         self.metrics = Metrics()
         self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, client_options(settings))
@@ -82,11 +91,14 @@ class Worker:
             send=lambda topic, key, value, headers: outputs[topic].send_soon(key=key, value=value, headers=headers),
             metrics=self.metrics, catch_up=self.catch_up,
             max_record_bytes=self.app.conf.producer_max_request_size,
+            on_deadlines=self._deadlines_written, rules_fingerprint=self.loaded.fingerprint,
+            fhir_base_url=settings.fhir_base_url,
         )
         self.deadline_scan = DeadlineScan(
-            deadlines=self.deadlines, consumer=self.consumer, send_alert=self._send_alert, ledger=self.ledger,
-            catch_up=self.catch_up, metrics=self.metrics, clock=clock, is_ready=self.is_ready,
-            ledger_timeout=settings.deadline_scan_seconds,
+            entries=self, index=self.index, consumer=self.consumer, send_alert=self._send_alert,
+            send_outcome=lambda key, value, headers: self.outcomes.send_soon(key=key, value=value, headers=headers),
+            ledger=self.ledger, catch_up=self.catch_up, metrics=self.metrics, clock=clock,
+            is_ready=self.is_ready, ledger_timeout=settings.deadline_scan_seconds,
         )
 
     def _build_app(self) -> faust.App:
@@ -152,8 +164,43 @@ class Worker:
             log.info("tables recovered", changelog_records=self._recovered_records,
                      seconds=round(time.monotonic() - self._recovery_started, 3))
             self._recovered_records = 0
+            started = time.monotonic()
+            self._recomputed.clear()
+            indexed = await self.index.rebuild(self._stored_entries())
+            log.info("deadlines indexed", referrals=indexed, recomputed=len(self._recomputed),
+                     seconds=round(time.monotonic() - started, 3))
 
         return app
+
+    # -- the deadline table as the timer reads it ----------------------------------------------
+
+    def get(self, key: bytes) -> DeadlineEntry | None:
+        if key in self._recomputed:
+            return self._recomputed[key]
+        stored = self.deadlines.get(key)
+        return DEADLINE_ENTRY.decode(stored) if stored is not None else None
+
+    def _deadlines_written(self, key: bytes, entry: DeadlineEntry) -> None:
+        self._recomputed.pop(key, None)
+        self.index.put(key, entry)
+
+    def _stored_entries(self) -> Iterator[tuple[bytes, DeadlineEntry | None]]:
+        for key, stored in self.deadlines.items():
+            entry = DEADLINE_ENTRY.decode(stored)
+            if entry.rules != self.loaded.fingerprint:
+                entry = self._recompute(key, entry)
+            yield key, entry
+
+    def _recompute(self, key: bytes, entry: DeadlineEntry) -> DeadlineEntry | None:
+        """The entry under the rules in force: the policy file changed since it was stored."""
+        stored = self.episodes.get(key)
+        if stored is None:
+            return None
+        episode = EPISODE.decode(stored)
+        recomputed = DeadlineEntry(entry.partition, Watch.of(episode, evaluation(episode, self.policy)),
+                                   self.loaded.fingerprint)
+        self._recomputed[key] = recomputed
+        return recomputed
 
     async def _send_alert(self, key: bytes, value: bytes, headers: Headers) -> None:
         await self.app.producer.send_and_wait(ALERTS_TOPIC, key, value, partition=None, timestamp=None,

@@ -9,9 +9,13 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
+from pydantic import TypeAdapter
+
 from podlink.streams.core.deadlines import Deadline
 from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Episode
+from podlink.streams.core.rules import Flag
+from podlink.streams.pipeline.processor import Watch
 
 T = TypeVar("T")
 
@@ -24,19 +28,36 @@ class Codec(Generic[T]):
 
 @dataclass(frozen=True)
 class DeadlineEntry:
-    """A referral's deadline and the input partition it was read from (which worker alerts)."""
+    """What the timer watches for a referral, the input partition it was read from (which
+    worker alerts) and the rules it was worked out under (a changed policy file recomputes it)."""
 
     partition: int
-    deadline: Deadline
+    watch: Watch
+    rules: str = ""
+
+
+_FLAGS: TypeAdapter[tuple[Flag, ...]] = TypeAdapter(tuple[Flag, ...])
 
 
 def _encode_deadline_entry(entry: DeadlineEntry) -> bytes:
-    return json_bytes({"partition": entry.partition, "deadline": entry.deadline.model_dump(mode="json")})
+    return json_bytes({
+        "partition": entry.partition,
+        "rules": entry.rules,
+        "closed": entry.watch.closed,
+        "deadlines": [d.model_dump(mode="json") for d in entry.watch.deadlines],
+        "flags": _FLAGS.dump_python(entry.watch.flags, mode="json"),
+    })
 
 
 def _decode_deadline_entry(stored: bytes) -> DeadlineEntry:
     entry = json.loads(stored)
-    return DeadlineEntry(entry["partition"], Deadline.model_validate(entry["deadline"]))
+    if "deadline" in entry:
+        # Stored before the deadline engine: the first-meeting deadline alone.
+        deadline = Deadline.model_validate(entry["deadline"])
+        return DeadlineEntry(entry["partition"], Watch((deadline,), (), deadline.closed_at is not None))
+    watch = Watch(tuple(Deadline.model_validate(d) for d in entry["deadlines"]),
+                  _FLAGS.validate_python(entry["flags"]), entry["closed"])
+    return DeadlineEntry(entry["partition"], watch, entry["rules"])
 
 
 EPISODE: Codec[Episode] = Codec(lambda episode: episode.model_dump_json().encode(), Episode.model_validate_json)

@@ -8,20 +8,22 @@ raised only once the broker has it.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
 import structlog
 from faust.types import TP
 
-from podlink.streams.core.alerts import alert_event
-from podlink.streams.core.deadlines import Deadline, alert_due_at, due_alerts
+from podlink.streams.core.alerts import ALERT_TYPES, alert_event, alert_id
+from podlink.streams.core.deadlines import alert_due_at, due_alerts
+from podlink.streams.core.outcomes import flag_event, missed_event
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers, structured
-from podlink.streams.worker.codecs import DEADLINE_ENTRY, DeadlineEntry
+from podlink.streams.worker.codecs import DeadlineEntry
 from podlink.streams.worker.metrics import Metrics, deadline_counts
 from podlink.streams.worker.settings import INPUT_TOPICS
+from podlink.streams.worker.watch_index import WatchIndex
 
 log = structlog.get_logger("podlink")
 Clock = Callable[[], datetime]
@@ -36,44 +38,34 @@ class Consumer(Protocol):
 
 
 class Ledger(Protocol):
-    def raised(self, referral_id: str) -> frozenset[str]: ...
-    def record(self, referral_id: str, kind: str) -> None: ...
+    def raised(self, alert_id: str) -> bool: ...
+    def record(self, alert_id: str) -> None: ...
     async def catch_up(self, timeout: float) -> bool: ...
 
 
-class DeadlineEntries:
-    """The deadline table's values as entries: what every scan reads.
+class Entries(Protocol):
+    """The deadline table as the scan reads it (with entries recomputed under new rules)."""
 
-    Parsing a stored deadline (30 to 40 µs) was most of a scan's cost, and few deadlines change
-    between two scans, so each scan keeps what the last one parsed, keyed by the stored bytes.
-    """
-
-    def __init__(self) -> None:
-        self._parsed: dict[bytes, DeadlineEntry] = {}
-
-    def read(self, stored: Iterable[bytes]) -> list[DeadlineEntry]:
-        parsed = {}
-        for value in stored:
-            parsed[value] = self._parsed.get(value) or DEADLINE_ENTRY.decode(value)
-        self._parsed = parsed  # forgets deadlines that changed or left with their partition
-        return list(parsed.values())
+    def get(self, key: bytes) -> DeadlineEntry | None: ...
 
 
 class DeadlineScan:
-    def __init__(self, *, deadlines: Mapping[bytes, bytes], consumer: Consumer,
+    def __init__(self, *, entries: Entries, index: WatchIndex, consumer: Consumer,
                  send_alert: Callable[[bytes, bytes, Headers], Awaitable[None]],
+                 send_outcome: Callable[[bytes, bytes, Headers], None],
                  ledger: Ledger, catch_up: CatchUp, metrics: Metrics, clock: Clock,
                  is_ready: Callable[[], bool], ledger_timeout: float) -> None:
-        self.deadlines = deadlines
+        self.entries = entries
+        self.index = index
         self.consumer = consumer
         self.send_alert = send_alert  # returns once the broker has the alert
+        self.send_outcome = send_outcome
         self.ledger = ledger
         self.catch_up = catch_up
         self.metrics = metrics
         self.clock = clock
         self.is_ready = is_ready
         self.ledger_timeout = ledger_timeout
-        self._stored = DeadlineEntries()
 
     async def run(self) -> None:
         try:
@@ -87,23 +79,39 @@ class DeadlineScan:
         if not self.is_ready():
             return False
         now = self.clock()
-        entries = self._stored.read(self.deadlines.values())
-        self.metrics.deadlines(deadline_counts((entry.deadline for entry in entries), now))
-        due = [entry for entry in entries
-               if due_alerts(entry.deadline, self.ledger.raised(entry.deadline.referral_id), now)]
-        if not due:
+        self.metrics.deadlines(deadline_counts(self.index.watched(), now))
+        keys = self.index.due(now)
+        if not keys:
             return True
+        try:
+            return await self._look_at(keys, now)
+        except BaseException:
+            self._again(keys, now)  # nothing looked at is lost: the next scan looks again
+            raise
+
+    async def _look_at(self, keys: list[bytes], now: datetime) -> bool:
         if not await self.ledger.catch_up(timeout=self.ledger_timeout):
             log.warning("alert ledger not caught up; alerts wait for the next scan")
+            self._again(keys, now)
             return False
-        partitions = {entry.partition for entry in due}
-        ready = await self._caught_up_partitions(partitions)
-        for entry in due:
-            if entry.partition in ready:
-                await self._raise_alerts(entry.deadline.referral_id.encode(), now)
-        # A partition this worker no longer holds is another worker's to alert on.
+        entries = {key: entry for key in keys if (entry := self.entries.get(key)) is not None}
         held = {tp.partition for tp in self.consumer.assignment() if tp.topic in INPUT_TOPICS}
-        return ready == partitions & held
+        partitions = {entry.partition for entry in entries.values()} & held
+        ready = await self._caught_up_partitions(partitions)
+        waiting = []
+        for key, entry in entries.items():
+            if entry.partition not in held:
+                self.index.forget(key)  # another worker's to alert on now
+            elif entry.partition not in ready:
+                waiting.append(key)
+            else:
+                await self._raise_alerts(key, now)
+        self._again(waiting, now)
+        return not waiting
+
+    def _again(self, keys: list[bytes], now: datetime) -> None:
+        for key in keys:
+            self.index.wake_at(key, now.timestamp())
 
     async def _caught_up_partitions(self, partitions: set[int]) -> set[int]:
         assigned = self.consumer.assignment()
@@ -121,16 +129,31 @@ class DeadlineScan:
         }
 
     async def _raise_alerts(self, key: bytes, now: datetime) -> None:
-        # Read the deadline again: records processed while we waited may have met or closed it.
-        stored = self.deadlines.get(key)
-        if stored is None:
+        # Read the entry again: records processed while we waited may have met or closed a deadline.
+        entry = self.entries.get(key)
+        if entry is None:
             return
-        deadline: Deadline = DEADLINE_ENTRY.decode(stored).deadline
-        for kind in due_alerts(deadline, self.ledger.raised(deadline.referral_id), now):
-            alert = alert_event(deadline, kind, now)
+        for deadline in entry.watch.deadlines:
+            raised = frozenset(k for k in ALERT_TYPES if self.ledger.raised(alert_id(deadline, k)))
+            for kind in due_alerts(deadline, raised, now):
+                alert = alert_event(deadline, kind, now)
+                await self.send_alert(key, *structured(alert))
+                self.ledger.record(alert["id"])
+                if kind == "breached":
+                    self.send_outcome(key, *structured(missed_event(deadline, now)))
+                self.metrics.alert(kind, (self.clock() - alert_due_at(deadline, kind)).total_seconds())
+                log.warning("alert raised", alert=alert["type"], alert_id=alert["id"],
+                            referral=deadline.referral_id, policy=deadline.policy,
+                            due=alert["data"]["dueAt"], due_local=alert["data"]["dueAtLocal"])
+        for flag in entry.watch.flags:
+            alert = flag_event(flag)
+            if flag.at > now or self.ledger.raised(alert["id"]):
+                continue
+            if flag.only_while_open and entry.watch.closed:
+                continue  # closed later in the backlog: no page for it now
             await self.send_alert(key, *structured(alert))
-            self.ledger.record(deadline.referral_id, kind)
-            self.metrics.alert(kind, (self.clock() - alert_due_at(deadline, kind)).total_seconds())
+            self.ledger.record(alert["id"])
+            self.metrics.alert("flagged", (self.clock() - flag.at).total_seconds())
             log.warning("alert raised", alert=alert["type"], alert_id=alert["id"],
-                        referral=deadline.referral_id, deadline=alert["data"]["deadline"],
-                        deadline_local=alert["data"]["deadlineLocal"])
+                        referral=flag.referral_id, rule=flag.rule)
+        self.index.put(key, entry, after=now)

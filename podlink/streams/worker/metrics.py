@@ -19,7 +19,6 @@ from prometheus_client import (
     generate_latest,
 )
 
-from podlink.streams.core.deadlines import Deadline
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
 UNREADABLE = "unreadable"
@@ -30,6 +29,10 @@ PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 ALERT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
 
 
+# Per referral: whether it is closed, and each open deadline's at-risk and due times.
+Watched = tuple[bool, tuple[tuple[datetime, datetime], ...]]
+
+
 @dataclass(frozen=True)
 class DeadlineCounts:
     open_episodes: int
@@ -37,18 +40,17 @@ class DeadlineCounts:
     breached: int
 
 
-def deadline_counts(deadlines: Iterable[Deadline], now: datetime) -> DeadlineCounts:
-    """Referrals not yet closed, and open first-meeting deadlines at risk or past due at `now`."""
+def deadline_counts(watched: Iterable[Watched], now: datetime) -> DeadlineCounts:
+    """Referrals not yet closed, and open deadlines at risk or past due at `now`."""
     open_episodes = at_risk = breached = 0
-    for deadline in deadlines:
-        if deadline.closed_at is None:
+    for closed, windows in watched:
+        if not closed:
             open_episodes += 1
-        if not deadline.is_open:
-            continue
-        if now >= deadline.due_at:
-            breached += 1
-        elif now >= deadline.at_risk_from:
-            at_risk += 1
+        for at_risk_from, due_at in windows:
+            if now >= due_at:
+                breached += 1
+            elif now >= at_risk_from:
+                at_risk += 1
     return DeadlineCounts(open_episodes, at_risk, breached)
 
 
@@ -78,6 +80,9 @@ class Metrics:
             "podlink_alert_latency_seconds",
             "From the moment an alert became due (at-risk time, deadline, meeting or closure) "
             "to the alert published", ["kind"], buckets=ALERT_BUCKETS, registry=r)
+        self.rule_failures = Counter(
+            "podlink_rule_failures", "Deadline rules and hooks that raised on an event (the event "
+            "was applied; the rule's effects for it were dropped)", ["rule"], registry=r)
         self.deadline_scans = Counter(
             "podlink_deadline_scans", "Deadline scans that raised every alert due on this "
             "worker's partitions (none left waiting for a partition to be read to its end)", registry=r)
@@ -85,10 +90,10 @@ class Metrics:
             "podlink_open_episodes", "Referrals on this worker's partitions that are not closed "
             "(rejected, withdrawn or discharged), as of the last deadline scan", registry=r)
         self.deadlines_at_risk = Gauge(
-            "podlink_deadlines_at_risk", "Open first-meeting deadlines inside the at-risk window",
+            "podlink_deadlines_at_risk", "Open deadlines (every policy) inside the at-risk window",
             registry=r)
         self.deadlines_breached = Gauge(
-            "podlink_deadlines_breached", "Open first-meeting deadlines past due, meeting not held",
+            "podlink_deadlines_breached", "Open deadlines (every policy) past due and not met",
             registry=r)
         self.consumer_lag = Gauge(
             "podlink_consumer_lag", "Records on an input partition not yet processed by this worker",
@@ -100,6 +105,9 @@ class Metrics:
             "podlink_broker_reachable", "1 while the Kafka cluster answers this worker's metadata "
             "requests, 0 from the moment the worker logs 'broker unreachable' until it is back",
             registry=r)
+
+    def rule_failed(self, rule: str) -> None:
+        self.rule_failures.labels(rule=rule).inc()
 
     def record(self, topic: str, event_type: str, outcome: str) -> None:
         self.records.labels(topic=topic, type=event_type, outcome=outcome).inc()

@@ -15,7 +15,9 @@ import structlog
 from faust.types import TP
 
 from podlink.streams.core.contract import Accepted, Rejection, read_record
+from podlink.streams.core.deadlines import FIRST_MEETING
 from podlink.streams.core.encoding import json_bytes
+from podlink.fhir_mappings import DEFAULT_BASE_URL
 from podlink.streams.core.episode import Policy, Position
 from podlink.streams.pipeline.processor import Result, process
 from podlink.streams.worker.catchup import CatchUp
@@ -53,6 +55,10 @@ class RecordHandler:
     metrics: Metrics
     catch_up: CatchUp
     max_record_bytes: int  # what the producer sends at most
+    # Told of each deadline entry written: the deadline timer's index.
+    on_deadlines: Callable[[bytes, DeadlineEntry], None] = lambda key, entry: None
+    rules_fingerprint: str = ""
+    fhir_base_url: str = DEFAULT_BASE_URL  # the trust's namespace for podlink's FHIR terms
 
     def handle(self, message: Message) -> None:
         try:
@@ -80,20 +86,28 @@ class RecordHandler:
                          event.type, **context)
             return
         self.metrics.record(message.topic, event.type, result.verdict)
+        for failure in result.rule_failures:
+            self.metrics.rule_failed(failure.rule)
+            log.error("rule failed; the event was applied without it", rule=failure.rule,
+                      error=failure.error, **context)
+        opened = {d.policy: d.due_at.isoformat() for d in result.opened}
         log.info("record", outcome=result.verdict, **context,
                  fhir_messages=len(result.fhir_messages),
                  outcome_events=[o["type"] for o in result.outcomes],
-                 deadline=result.deadline.due_at.isoformat()
-                 if result.deadline_changed and result.deadline else None, **_where(message))
+                 deadline=opened.pop(FIRST_MEETING, None), other_deadlines=opened or None,
+                 **_where(message))
 
     def _process(self, key: bytes, read: Accepted, message: Message) -> Result:
         stored = self.episodes.get(key)
         episode = EPISODE.decode(stored) if stored else None
-        result = process(episode, read, self.policy, Position(message.topic, message.partition, message.offset))
+        result = process(episode, read, self.policy, Position(message.topic, message.partition, message.offset),
+                         fhir_base_url=self.fhir_base_url)
         if result.stores_episode:
             self.episodes[key] = EPISODE.encode(result.episode)
-        if result.deadline_changed and result.deadline is not None:
-            self.deadlines[key] = DEADLINE_ENTRY.encode(DeadlineEntry(message.partition, result.deadline))
+        if result.watch_changed and result.watch is not None:
+            entry = DeadlineEntry(message.partition, result.watch, self.rules_fingerprint)
+            self.deadlines[key] = DEADLINE_ENTRY.encode(entry)
+            self.on_deadlines(key, entry)
         for bundle in result.fhir_messages:
             self.send(FHIR_TOPIC, key, json_bytes(bundle), [])
         for outcome in result.outcomes:

@@ -5,11 +5,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from podlink.streams.core.episode import Policy
+from podlink.fhir_mappings import DEFAULT_BASE_URL, check_base_url
 
 SPA_TOPIC = "spa.referral-events.v1"
 CARE_TOPIC = "pod.care-events.v1"
@@ -44,19 +43,14 @@ class Settings(BaseSettings):
     )
     replication_factor: int = Field(default=1, ge=1, description="replication factor of created topics")
     deadline_scan_seconds: float = Field(default=5.0, gt=0, description="how often deadlines are checked")
-    deadline_hours: float = Field(default=24.0, gt=0, description="first network meeting deadline")
-    deadline_starts_at: Literal["referral", "first-contact"] = Field(
-        default="referral",
-        description="start of the deadline: referral receivedAt, or the first contact.made",
-    )
-    at_risk_hours: float = Field(default=6.0, ge=0, description="hours before the deadline an at-risk alert is raised")
     catch_up_quiet_seconds: float = Field(
         default=3.0, gt=0,
         description="on a broker seen to under-report end offsets, how long a partition must be "
         "quiet before it counts as caught up",
     )
     policy_file: Path | None = Field(
-        default=None, description="YAML file with deadline policy (keys as the settings above, no prefix)"
+        default=None, description="YAML file of deadline policies and hooks (docs/policies.md); "
+        "unset: the shipped default_policies.yaml"
     )
     data_dir: Path = Field(default=Path("./podlink-data"), description="where workers keep RocksDB tables")
     group_id: str = Field(default="podlink", description="consumer group and table namespace")
@@ -80,6 +74,11 @@ class Settings(BaseSettings):
     web_bind: str = Field(default="0.0.0.0", description="address the web endpoints listen on")
     log_format: Literal["json", "console", "auto"] = Field(
         default="auto", description="log lines as JSON, or readable on a terminal (auto: console on a TTY)"
+    )
+    fhir_base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        description="the trust's base URL for podlink's own FHIR CodeSystems, extensions and identifier "
+        "systems (an example.org placeholder until set; see docs/fhir-mapping.md)",
     )
     kafka_security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
@@ -110,22 +109,17 @@ class Settings(BaseSettings):
             return codes or None
         return value
 
+    @field_validator("fhir_base_url")
+    @classmethod
+    def _check_fhir_base_url(cls, value: str) -> str:
+        return check_base_url(value)
+
     @model_validator(mode="after")
     def _check_kafka_security(self) -> Settings:
         problems = kafka_security_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-    def policy(self) -> Policy:
-        overrides = yaml.safe_load(self.policy_file.read_text()) or {} if self.policy_file else {}
-        merged = Settings.model_validate({**self.model_dump(), **overrides})
-        return Policy(
-            deadline_hours=merged.deadline_hours,
-            deadline_starts_at=merged.deadline_starts_at,
-            at_risk_hours=merged.at_risk_hours,
-            teams=merged.teams,
-        )
 
 
 def _env(field: str) -> str:

@@ -3,10 +3,11 @@ from datetime import datetime, timezone
 import pytest
 
 from podlink.streams.core.alerts import alert_event
-from podlink.streams.core.deadlines import alert_due_at, due_alerts, first_meeting_deadline
+from podlink.streams.core.deadlines import alert_due_at, due_alerts
+from podlink.streams.core.pathway import first_meeting_deadline
 from podlink.streams.core.episode import Policy
 from tests.support.contract_examples import example
-from tests.support.episodes import T0, feed, hours, records
+from tests.support.episodes import FIRST_CONTACT_START, policy_from, T0, feed, hours, records
 
 
 def _deadline(scenario="breached", policy=Policy(), upto=None):
@@ -31,7 +32,7 @@ def test_across_the_clock_change_the_deadline_is_24_elapsed_hours():
 
 
 def test_a_policy_can_start_the_deadline_at_first_contact():
-    policy = Policy(deadline_starts_at="first-contact")
+    policy = policy_from(FIRST_CONTACT_START)
     assert _deadline(policy=policy, upto=2) is None
     assert _deadline(policy=policy).starts_at == T0 + hours(1)
 

@@ -126,7 +126,7 @@ def test_rewinding_a_meeting_forgets_it_and_every_later_meeting():
     rec = records("on-time")
     episode, _ = feed(rec)
     first_held = next(r for r in rec if r.value["type"] == "uk.nhs.pod.meeting.held")
-    before = rewind(episode, parse_event(first_held.value).data)
+    before = rewind(episode, parse_event(first_held.value))
     assert before.first_meeting is None and episode.first_meeting.meeting_id == "MTG-1"
 
 

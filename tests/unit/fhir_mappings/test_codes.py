@@ -34,7 +34,7 @@ def test_an_unknown_resource_type_is_a_problem():
 
 def test_the_message_path_refuses_a_code_outside_the_r4_value_set(monkeypatch):
     from podlink.fhir_mappings import build_message, care_plan
-    from podlink.streams.core.deadlines import first_meeting_deadline
+    from podlink.streams.core.pathway import first_meeting_deadline
     from podlink.streams.core.episode import Policy
     from tests.support.episodes import feed, records
 

@@ -20,10 +20,13 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from podlink.fhir_mappings import MappingError, build_message
-from podlink.streams.core.deadlines import Deadline, first_meeting_deadline
+from podlink.fhir_mappings.messages import reachable
+from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.pathway import first_meeting_deadline
 from podlink.streams.core.episode import Episode, Policy, apply
 from podlink.streams.core.events import Event, parse_event
 from podlink.streams.core.ids import stable_id
+from tests.support.episodes import FIRST_CONTACT_START, policy_from
 from tests.support.fhir_schema import bundle_errors, resource_errors
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,10 +36,14 @@ POLICY = Policy()
 UK_CORE = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-"
 BARS_EVENTS = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
 BARS_REASON = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
-PODLINK_EVENTS = "https://podlink.nhs.uk/fhir/CodeSystem/podlink-message-events"
+# The default namespace of podlink's own terms, until a trust sets PODLINK_FHIR_BASE_URL.
+LOCAL = "https://podlink.example.org/fhir"
+PODLINK_EVENTS = LOCAL + "/CodeSystem/podlink-message-events"
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 VERIFICATION_EXT = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
-STAFF_ROLE = "https://podlink.nhs.uk/fhir/CodeSystem/pod-staff-role"
+STAFF_ROLE = LOCAL + "/CodeSystem/pod-staff-role"
+V3_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+V3_ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 V3_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 SNOMED = "http://snomed.info/sct"
 
@@ -71,7 +78,7 @@ def for_referral(raw: dict[str, Any], referral_id: str, event_id: str, **data: A
     return event
 
 
-def send(raws: list[dict[str, Any]], label: str = "", policy: Policy = POLICY) -> list[Sent]:
+def send(raws: list[dict[str, Any]], label: str = "", policy: Policy = POLICY, **options: Any) -> list[Sent]:
     episode: Episode | None = None
     sent = []
     for raw in raws:
@@ -79,7 +86,7 @@ def send(raws: list[dict[str, Any]], label: str = "", policy: Policy = POLICY) -
         episode = step.episode
         for change in step.transitions:
             deadline = first_meeting_deadline(change.after, policy)
-            message = build_message(change.event, change.after, deadline)
+            message = build_message(change.event, change.after, deadline, **options)
             name = change.event.type.rsplit(".", 2)[-2:]
             sent.append(Sent(label + "-".join(name), change.event, change.after, deadline, message))
     return sent
@@ -275,37 +282,68 @@ def test_the_schema_check_catches_codes_that_fhir_resources_lets_through():
 
 # --- the message header --------------------------------------------------------------------
 
+# Event code, reason, and the types of the focus resources: what the event changed, main first.
 HEADERS = {
-    "referral-received": (BARS_EVENTS, "servicerequest-request", "new", "ServiceRequest"),
-    "referral-accepted": (BARS_EVENTS, "servicerequest-response", "update", "ServiceRequest"),
-    "REF-2026-000124:referral-rejected": (BARS_EVENTS, "servicerequest-response", "update", "ServiceRequest"),
-    "REF-2026-000125:referral-withdrawn": (BARS_EVENTS, "servicerequest-response", "update", "ServiceRequest"),
-    "contact-made": (PODLINK_EVENTS, "contact-made", "update", "CarePlan"),
-    "meeting-scheduled": (PODLINK_EVENTS, "meeting-scheduled", "update", "Encounter"),
-    "meeting-held": (PODLINK_EVENTS, "meeting-held", "update", "Encounter"),
-    "meeting-cancelled": (PODLINK_EVENTS, "meeting-cancelled", "update", "Encounter"),
-    "risk-assessed": (PODLINK_EVENTS, "risk-assessed", "update", "Observation"),
-    "measure-recorded": (PODLINK_EVENTS, "measure-recorded", "update", "Observation"),
-    "cpa-coordinator-assigned": (PODLINK_EVENTS, "cpa-coordinator-assigned", "update", "CarePlan"),
-    "cpa-review-held": (PODLINK_EVENTS, "cpa-review-held", "update", "CarePlan"),
-    "medication-prescribed": (PODLINK_EVENTS, "medication-prescribed", "update", "CarePlan"),
-    "admission-started": (PODLINK_EVENTS, "admission-started", "update", "CarePlan"),
-    "admission-ended": (PODLINK_EVENTS, "admission-ended", "update", "CarePlan"),
-    "episode-discharged": (PODLINK_EVENTS, "episode-discharged", "update", "CarePlan"),
+    "referral-received": (BARS_EVENTS, "servicerequest-request", "new",
+                          ["ServiceRequest", "Encounter", "CarePlan", "RelatedPerson", "RelatedPerson"]),
+    "referral-accepted": (BARS_EVENTS, "servicerequest-response", "update", ["ServiceRequest", "CarePlan"]),
+    "REF-2026-000124:referral-rejected": (BARS_EVENTS, "servicerequest-response", "update",
+                                          ["ServiceRequest", "CarePlan", "Encounter"]),
+    "REF-2026-000125:referral-withdrawn": (BARS_EVENTS, "servicerequest-response", "update",
+                                           ["ServiceRequest", "CarePlan", "Encounter"]),
+    "contact-made": (PODLINK_EVENTS, "contact-made", "update", ["CarePlan"]),
+    "meeting-scheduled": (PODLINK_EVENTS, "meeting-scheduled", "update", ["Encounter", "CarePlan"]),
+    "meeting-held": (PODLINK_EVENTS, "meeting-held", "update", ["Encounter", "CarePlan"]),
+    "meeting-cancelled": (PODLINK_EVENTS, "meeting-cancelled", "update", ["Encounter", "CarePlan"]),
+    "risk-assessed": (PODLINK_EVENTS, "risk-assessed", "update", ["Observation"]),
+    "measure-recorded": (PODLINK_EVENTS, "measure-recorded", "update", ["Observation"]),
+    "cpa-coordinator-assigned": (PODLINK_EVENTS, "cpa-coordinator-assigned", "update", ["CarePlan"]),
+    "cpa-review-held": (PODLINK_EVENTS, "cpa-review-held", "update", ["CarePlan"]),
+    "medication-prescribed": (PODLINK_EVENTS, "medication-prescribed", "update", ["CarePlan"]),
+    "admission-started": (PODLINK_EVENTS, "admission-started", "update", ["CarePlan"]),
+    "admission-ended": (PODLINK_EVENTS, "admission-ended", "update", ["CarePlan"]),
+    "episode-discharged": (PODLINK_EVENTS, "episode-discharged", "update", ["CarePlan"]),
 }
 
 
 @pytest.mark.parametrize("label", HEADERS)
-def test_the_header_names_the_event_and_focuses_on_the_main_resource(label: str):
-    system, code, reason, focus_type = HEADERS[label]
+def test_the_header_names_the_event_and_focuses_on_what_it_changed(label: str):
+    system, code, reason, focus_types = HEADERS[label]
     message = by_label(label)
     header = message["entry"][0]["resource"]
     assert (header["eventCoding"]["system"], header["eventCoding"]["code"]) == (system, code)
     assert header["reason"]["coding"] == [{"system": BARS_REASON, "code": reason}]
-    (focus,) = header["focus"]
-    assert resolve(message, focus)["resourceType"] == focus_type
-    # The focus is the entry right after the header.
-    assert message["entry"][1]["fullUrl"] == focus["reference"]
+    assert [resolve(message, focus)["resourceType"] for focus in header["focus"]] == focus_types
+    # The main focus is the entry right after the header.
+    assert message["entry"][1]["fullUrl"] == header["focus"][0]["reference"]
+
+
+def reached_from_focus(message: dict[str, Any]) -> set[str]:
+    by_url = {e["fullUrl"]: e["resource"] for e in message["entry"]}
+    reached: set[str] = set()
+    frontier = [f["reference"] for f in message["entry"][0]["resource"]["focus"]]
+    while frontier:
+        url = frontier.pop()
+        if url not in reached:
+            reached.add(url)
+            frontier.extend(references(by_url[url]))
+    return reached
+
+
+@ALL
+def test_every_entry_is_reachable_from_the_message_header_focus(sent: Sent):
+    # The FHIR messaging rule: an entry nothing in the message leads to has no business there.
+    entries = [e["fullUrl"] for e in sent.message["entry"][1:]]
+    assert sorted(reached_from_focus(sent.message)) == sorted(entries)
+
+
+def test_a_resource_nothing_reaches_is_dropped():
+    patient = {"resourceType": "Patient", "id": "p"}
+    plan = {"resourceType": "CarePlan", "id": "c", "subject": {"reference": "urn:uuid:p"}}
+    practitioner = {"resourceType": "Practitioner", "id": "x"}
+    person = {"resourceType": "RelatedPerson", "id": "r", "patient": {"reference": "urn:uuid:p"}}
+    # The RelatedPerson points at the Patient, but nothing points at it.
+    assert reachable([plan], [plan, person, practitioner, patient]) == [plan, patient]
 
 
 # --- what each event sends ----------------------------------------------------------------
@@ -323,9 +361,7 @@ def test_a_received_referral_sends_the_request_with_its_patient_plan_and_network
     ])
     request = one(message, "ServiceRequest")
     assert request["id"] == stable_id("servicerequest", MAIN_REFERRAL)
-    assert request["identifier"] == [
-        {"system": "https://podlink.nhs.uk/fhir/Id/referral-id", "value": MAIN_REFERRAL}
-    ]
+    assert request["identifier"] == [{"system": LOCAL + "/Id/referral-id", "value": MAIN_REFERRAL}]
     assert (request["status"], request["intent"], request["priority"]) == ("active", "order", "urgent")
     assert request["authoredOn"] == "2026-03-28T23:40:00Z"
     assert request["reasonCode"][0]["text"].startswith("Mental health crisis")
@@ -348,9 +384,10 @@ def test_a_received_referral_sends_the_request_with_its_patient_plan_and_network
     assert parent["relationship"][0]["coding"][0]["code"] == "PRN" and "name" not in parent
 
     planned = encounter_of_type(message, "first-network-meeting")
-    assert planned["id"] == stable_id("encounter", MAIN_REFERRAL, "first-meeting-planned")
+    assert planned["id"] == FIRST_MEETING
     assert planned["status"] == "planned"
     assert planned["class"]["code"] == "UNK"  # no meeting arranged yet: setting unknown
+    assert "identifier" not in planned and "period" not in planned
     assert resolve(message, planned["basedOn"][0]) is request
 
     plan = one(message, "CarePlan")
@@ -365,7 +402,7 @@ def test_a_received_referral_sends_the_request_with_its_patient_plan_and_network
 
 
 def test_before_the_deadline_clock_starts_the_deadline_activity_has_no_period():
-    policy = Policy(deadline_starts_at="first-contact")
+    policy = policy_from(FIRST_CONTACT_START)
     (received,) = send([example("referral-received")], policy=policy)
     assert received.deadline is None
     detail = deadline_activity(received.message)["detail"]
@@ -413,16 +450,21 @@ def test_rejection_and_withdrawal_revoke_the_request_and_cancel_the_first_meetin
     assert encounter_of_type(message, "first-network-meeting")["status"] == "cancelled"
 
 
-def test_a_scheduled_meeting_is_a_planned_encounter_and_schedules_the_first_meeting():
+FIRST_MEETING = stable_id("encounter", MAIN_REFERRAL, "first-meeting-planned")
+MEETING_ID = LOCAL + "/Id/meeting-id"
+
+
+def test_the_first_meeting_arranged_is_the_first_meeting_encounter_the_referral_planned():
     message = by_label("meeting-scheduled")
-    meeting = encounter_of_type(message, "network-meeting")
-    assert meeting["id"] == stable_id("encounter", MAIN_REFERRAL, "MTG-1")
+    (meeting,) = resources(message, "Encounter")
+    # The same Encounter the referral sent as planned, now with its time, place and meeting id.
+    assert meeting["id"] == FIRST_MEETING
+    assert meeting["identifier"] == [{"system": MEETING_ID, "value": "MTG-1"}]
+    assert meeting["type"][0]["coding"][0]["code"] == "network-meeting"
     assert meeting["status"] == "planned"
-    assert meeting["class"]["code"] == "HH"
+    assert meeting["class"] == {"system": V3_ACT, "code": "HH", "display": "home health"}
     assert meeting["period"] == {"start": "2026-03-29T14:40:00Z"}
     assert "participant" not in meeting
-    first = encounter_of_type(message, "first-network-meeting")
-    assert (first["status"], first["period"]) == ("planned", {"start": "2026-03-29T14:40:00Z"})
     assert deadline_activity(message)["detail"]["status"] == "scheduled"
     (planned,) = activities(message, "network-meeting")
     assert planned["status"] == "scheduled"
@@ -430,10 +472,12 @@ def test_a_scheduled_meeting_is_a_planned_encounter_and_schedules_the_first_meet
 
 def test_a_held_meeting_records_who_attended_and_meets_the_deadline():
     message = by_label("meeting-held")
-    meeting = encounter_of_type(message, "network-meeting")
+    # One meeting, one Encounter: the one planned since the referral, now finished.
+    (meeting,) = resources(message, "Encounter")
+    assert meeting["id"] == FIRST_MEETING
+    assert meeting["identifier"] == [{"system": MEETING_ID, "value": "MTG-1"}]
     assert meeting["status"] == "finished"
-    assert meeting["class"] == {
-        "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH", "display": "home health"}
+    assert meeting["class"] == {"system": V3_ACT, "code": "HH", "display": "home health"}
     assert meeting["type"][0]["coding"][0]["code"] == "network-meeting"
     assert meeting["period"] == {"start": "2026-03-29T14:40:00Z", "end": "2026-03-29T16:10:00Z"}
     assert resolve(message, meeting["subject"])["resourceType"] == "Patient"
@@ -441,33 +485,113 @@ def test_a_held_meeting_records_who_attended_and_meets_the_deadline():
     where = resolve(message, meeting["location"][0]["location"])
     assert (where["resourceType"], where["mode"], where["id"]) == ("Location", "kind", stable_id("location", "home"))
     assert meeting["extension"] == [{
-        "url": "https://podlink.nhs.uk/fhir/StructureDefinition/Extension-POD-ServiceUserAttended",
+        "url": LOCAL + "/StructureDefinition/Extension-POD-ServiceUserAttended",
         "valueBoolean": True,
     }]
 
+    performer = {"coding": [{"system": V3_PARTICIPATION, "code": "PPRF", "display": "primary performer"}]}
     staff = {}
     network = []
     for participant in meeting["participant"]:
         who = resolve(message, participant["individual"])
         if who["resourceType"] == "Practitioner":
-            staff[who["identifier"][0]["value"]] = participant["type"][0]["coding"][0]
+            staff[who["identifier"][0]["value"]] = participant["type"]
             assert who["id"] == stable_id("practitioner", who["identifier"][0]["value"])
         else:
-            network.append(who)
-    assert staff["STF-0042"] == {"system": STAFF_ROLE, "code": "peer_support_worker", "display": "Peer support worker"}
-    assert staff["STF-0007"]["code"] == "nurse"
-    (partner,) = network
+            network.append((who, participant["type"]))
+    assert staff["STF-0042"] == [performer, {"coding": [
+        {"system": STAFF_ROLE, "code": "peer_support_worker", "display": "Peer support worker"}]}]
+    assert staff["STF-0007"] == [performer, {"coding": [{"system": STAFF_ROLE, "code": "nurse", "display": "Nurse"}]}]
+    ((partner, partner_type),) = network
+    assert partner_type == [{"coding": [{"system": V3_PARTICIPATION, "code": "PART", "display": "Participation"}]}]
     assert partner["resourceType"] == "RelatedPerson"
     assert partner["relationship"][0]["coding"][0]["code"] == "SIGOTHR"
     assert resolve(message, partner["patient"])["resourceType"] == "Patient"
 
-    first = encounter_of_type(message, "first-network-meeting")
-    assert first["status"] == "finished" and first["period"] == meeting["period"]
     activity = deadline_activity(message)
     assert activity["detail"]["status"] == "completed"
     assert activity["detail"]["scheduledPeriod"] == {
         "start": "2026-03-28T23:40:00Z", "end": "2026-03-29T23:40:00Z"}
     assert activity["outcomeCodeableConcept"][0]["coding"][0]["code"] == "met-within-deadline"
+
+
+def meeting_encounters(sent: list[Sent] | tuple[Sent, ...]) -> dict[str, set[str]]:
+    """Encounter ids by the meeting id they carry, over every message sent."""
+    ids: dict[str, set[str]] = {}
+    for s in sent:
+        for encounter in resources(s.message, "Encounter"):
+            for identifier in encounter.get("identifier", []):
+                assert identifier["system"] == MEETING_ID
+                ids.setdefault(identifier["value"], set()).add(encounter["id"])
+    return ids
+
+
+def test_one_meeting_is_one_encounter_throughout_the_journey():
+    # The referral's planned first meeting, MTG-1 scheduled and MTG-1 held are one resource;
+    # MTG-3 is another. An EPR filing every message holds two Encounters, one of them finished.
+    assert meeting_encounters(journey()) == {
+        "MTG-1": {FIRST_MEETING},
+        "MTG-3": {stable_id("encounter", MAIN_REFERRAL, "MTG-3")},
+    }
+    latest: dict[str, str] = {}
+    for s in journey():
+        for encounter in resources(s.message, "Encounter"):
+            latest[encounter["id"]] = encounter["status"]
+    assert latest == {FIRST_MEETING: "finished", stable_id("encounter", MAIN_REFERRAL, "MTG-3"): "cancelled"}
+
+
+def scheduled(meeting_id: str, start: str, location: str = "home") -> dict[str, Any]:
+    return for_referral(example("meeting-scheduled"), MAIN_REFERRAL, f"scheduled-{meeting_id}",
+                        meetingId=meeting_id, scheduledStart=start, location=location)
+
+
+def test_the_first_meeting_heard_of_keeps_the_planned_encounter_even_if_another_is_held_first():
+    held_b = for_referral(example("meeting-held"), MAIN_REFERRAL, "held-B", meetingId="MTG-B",
+                          start="2026-03-29T09:00:00Z", end="2026-03-29T10:00:00Z")
+    sent = send([example("referral-received"), scheduled("MTG-A", "2026-03-29T18:00:00Z"), held_b])
+    assert meeting_encounters(sent) == {
+        "MTG-A": {FIRST_MEETING}, "MTG-B": {stable_id("encounter", MAIN_REFERRAL, "MTG-B")},
+    }
+    (first,) = resources(sent[1].message, "Encounter")
+    assert (first["id"], first["status"]) == (FIRST_MEETING, "planned")
+    # Held first, MTG-B meets the deadline; MTG-A is still planned and is not sent again.
+    (held,) = resources(sent[2].message, "Encounter")
+    assert held["status"] == "finished"
+    assert deadline_activity(sent[2].message)["detail"]["status"] == "completed"
+
+
+def test_a_meeting_held_without_being_scheduled_first_takes_the_planned_encounter():
+    sent = send([example("referral-received"), example("meeting-held")])
+    (held,) = resources(sent[1].message, "Encounter")
+    assert (held["id"], held["status"], held["identifier"][0]["value"]) == (FIRST_MEETING, "finished", "MTG-1")
+
+
+def test_closing_the_referral_cancels_the_meetings_still_planned():
+    withdrawn = for_referral(example("referral-withdrawn"), MAIN_REFERRAL, "withdrawn-main")
+    sent = send([example("referral-received"), scheduled("MTG-1", "2026-03-29T14:40:00Z"),
+                 scheduled("MTG-2", "2026-03-30T14:40:00Z"), withdrawn])
+    message = sent[-1].message
+    cancelled = {e["identifier"][0]["value"]: e for e in resources(message, "Encounter")}
+    assert {k: (e["id"], e["status"]) for k, e in cancelled.items()} == {
+        "MTG-1": (FIRST_MEETING, "cancelled"),
+        "MTG-2": (stable_id("encounter", MAIN_REFERRAL, "MTG-2"), "cancelled"),
+    }
+    assert [a["status"] for a in activities(message, "network-meeting")] == ["cancelled", "cancelled"]
+    focus = [resolve(message, f)["resourceType"] for f in message["entry"][0]["resource"]["focus"]]
+    assert focus == ["ServiceRequest", "CarePlan", "Encounter", "Encounter"]
+
+
+@pytest.mark.parametrize("location, code, display", [
+    ("home", "HH", "home health"),
+    ("clinic", "AMB", "ambulatory"),
+    ("community", "FLD", "field"),
+    ("virtual", "VR", "virtual"),
+    ("inpatient_ward", "IMP", "inpatient encounter"),
+])
+def test_the_meeting_location_gives_the_encounter_class(location: str, code: str, display: str):
+    sent = send([example("referral-received"), scheduled("MTG-1", "2026-03-29T14:40:00Z", location)])
+    (meeting,) = resources(sent[1].message, "Encounter")
+    assert meeting["class"] == {"system": V3_ACT, "code": code, "display": display}
 
 
 def test_a_first_meeting_after_the_due_time_is_met_after_the_deadline():
@@ -477,13 +601,17 @@ def test_a_first_meeting_after_the_due_time_is_met_after_the_deadline():
 
 def test_a_meeting_cancelled_before_it_was_scheduled_has_no_known_setting():
     message = by_label("meeting-cancelled")
-    meeting = encounter_of_type(message, "network-meeting")
+    # A later meeting is an Encounter of its own; the first one, held, is not sent again.
+    (meeting,) = resources(message, "Encounter")
     assert meeting["id"] == stable_id("encounter", MAIN_REFERRAL, "MTG-3")
+    assert meeting["identifier"] == [{"system": MEETING_ID, "value": "MTG-3"}]
     assert meeting["status"] == "cancelled"
     assert meeting["class"]["code"] == "UNK" and "location" not in meeting
-    assert meeting["extension"][0]["valueCoding"]["code"] == "service_user_request"
-    # The first meeting was held before: it stays finished.
-    assert encounter_of_type(message, "first-network-meeting")["status"] == "finished"
+    assert meeting["extension"] == [{
+        "url": LOCAL + "/StructureDefinition/Extension-POD-CancellationReason",
+        "valueCoding": {"system": LOCAL + "/CodeSystem/pod-cancellation-reason", "code": "service_user_request",
+                        "display": "Cancelled at the service user's request"},
+    }]
     assert [a["status"] for a in activities(message, "network-meeting")] == ["completed", "cancelled"]
 
 
@@ -570,7 +698,8 @@ def test_discharge_completes_the_request_and_the_plan():
     plan = one(message, "CarePlan")
     assert plan["status"] == "completed" and plan["period"]["end"] == "2026-10-04T23:40:00Z"
     assert deadline_activity(message)["detail"]["status"] == "completed"
-    assert encounter_of_type(message, "first-network-meeting")["status"] == "finished"
+    # No meeting was left planned: discharge changes no Encounter, so it sends none.
+    assert resources(message, "Encounter") == []
 
 
 def test_discharge_before_any_meeting_stops_the_deadline_and_cancels_the_first_meeting():
@@ -626,6 +755,33 @@ def test_the_plan_does_not_depend_on_the_order_events_arrived_in():
     one_way = send([received, first, second])[-1]
     other_way = send([received, second, first])[-1]
     assert one(one_way.message, "CarePlan") == one(other_way.message, "CarePlan")
+
+
+# --- the trust's namespace ----------------------------------------------------------------
+
+TRUST = "https://fhir.trust.example/podlink"
+
+
+def test_local_code_systems_extensions_and_identifiers_live_under_the_trusts_base_url():
+    main = [e for e in (json.loads(p.read_text()) for p in sorted(EXAMPLES.glob("*.json")))
+            if e["subject"] == MAIN_REFERRAL]
+    default = [s.message for s in send(sorted(main, key=lambda r: r["time"]))]
+    trust = [s.message for s in send(sorted(main, key=lambda r: r["time"]), base_url=TRUST + "/")]
+    text = json.dumps(trust)
+    assert LOCAL not in text and "podlink.nhs.uk" not in text
+    # Only the URIs of our own terms move: the same messages with the base swapped back.
+    assert json.loads(text.replace(TRUST + "/", LOCAL + "/")) == default
+    held = next(m for m in trust if m["entry"][0]["resource"]["eventCoding"]["code"] == "meeting-held")
+    (encounter,) = resources(held, "Encounter")
+    assert encounter["identifier"][0]["system"] == TRUST + "/Id/meeting-id"
+    assert encounter["extension"][0]["url"] == TRUST + "/StructureDefinition/Extension-POD-ServiceUserAttended"
+    assert held["entry"][0]["resource"]["eventCoding"]["system"] == TRUST + "/CodeSystem/podlink-message-events"
+
+
+@pytest.mark.parametrize("base_url", ["fhir.trust.example", "ftp://fhir.trust.example", "https://x/?a=1", ""])
+def test_a_base_url_that_is_not_an_http_url_is_refused(base_url: str):
+    with pytest.raises(ValueError, match="base URL"):
+        send([example("referral-received")], base_url=base_url)
 
 
 # --- failures ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from podlink.streams.core.alerts import alert_event
-from podlink.streams.core.deadlines import first_meeting_deadline
+from podlink.streams.core.pathway import first_meeting_deadline
 from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Policy
 from podlink.streams.pipeline.processor import Result

@@ -6,10 +6,10 @@ import pytest
 from podlink.streams.core.episode import Policy
 from podlink.streams.pipeline.processor import Result
 from tests.support.contract_examples import load, valid_files
-from tests.support.episodes import T0, hours, meeting_held_at, of_type, records, run
+from tests.support.episodes import FIRST_CONTACT_START, policy_from, T0, hours, meeting_held_at, of_type, records, run
 
 REFERRAL_POLICY = Policy()
-FIRST_CONTACT_POLICY = Policy(deadline_starts_at="first-contact")
+FIRST_CONTACT_POLICY = policy_from(FIRST_CONTACT_START)
 
 
 def _types(result: Result) -> list[str]:
@@ -21,7 +21,7 @@ def _ids(result: Result) -> list[str]:
 
 
 def _nothing_out(result: Result) -> bool:
-    return (result.fhir_messages, result.outcomes, result.deadline, result.deadline_changed) == ([], [], None, False)
+    return (result.fhir_messages, result.outcomes, result.deadline, result.watch_changed) == ([], [], None, False)
 
 
 def test_applied_a_referral_sends_its_message_and_starts_the_clock():
@@ -30,15 +30,15 @@ def test_applied_a_referral_sends_its_message_and_starts_the_clock():
     assert len(result.fhir_messages) == 1 and _types(result) == ["referral.registered"]
     header = result.fhir_messages[0]["entry"][0]["resource"]
     assert header["eventCoding"]["code"] == "servicerequest-request"
-    assert result.deadline.due_at == T0 + hours(24) and result.deadline_changed
+    assert result.deadline.due_at == T0 + hours(24) and result.watch_changed
 
 
 def test_replayed_the_last_record_again_gives_the_same_outputs_with_the_same_ids():
     rec = records("on-time")[:5]  # up to the first meeting held
     first = run(rec, offsets=range(5))
     [again] = run(rec[4:], episode=first[-1].episode, offsets=[4])
-    assert again.verdict == "replayed" and not again.stores_episode and not again.deadline_changed
-    assert _types(again) == ["meeting.first", "meeting.held"]
+    assert again.verdict == "replayed" and not again.stores_episode and not again.watch_changed
+    assert _types(again) == ["meeting.first", "meeting.held", "deadline.met"]
     assert again.fhir_messages == first[-1].fhir_messages and again.outcomes == first[-1].outcomes
     assert again.deadline == first[-1].deadline and again.episode == first[-1].episode
 
@@ -66,10 +66,11 @@ def test_pending_care_events_send_nothing_until_their_referral_releases_them():
     assert [r.verdict for r in waiting] == ["pending", "pending"]
     assert all(_nothing_out(r) and r.stores_episode for r in waiting)
     [released] = run(rec[2:3], episode=waiting[-1].episode)
-    assert released.verdict == "applied" and released.deadline_changed
+    # Met by the meeting released with it, the first-meeting deadline leaves nothing to watch.
+    assert released.verdict == "applied" and not released.watch_changed and released.watch.deadlines == ()
     codes = [m["entry"][0]["resource"]["eventCoding"]["code"] for m in released.fhir_messages]
     assert codes == ["servicerequest-request", "meeting-scheduled", "meeting-held"]
-    assert _types(released) == ["referral.registered", "meeting.first", "meeting.held"]
+    assert _types(released) == ["referral.registered", "meeting.first", "meeting.held", "deadline.met"]
     assert released.deadline.met_at == T0 + hours(15) and released.episode.pending == ()
 
 
@@ -80,13 +81,14 @@ def test_out_of_scope_referrals_and_their_care_events_send_nothing():
 
 
 def test_the_deadline_changes_when_the_clock_starts_and_when_a_meeting_meets_it():
-    # received, accepted, contact, scheduled, first meeting, two more meetings, a measure
-    changed = [r.deadline_changed for r in run(records("on-time"), REFERRAL_POLICY)]
-    assert changed == [True, False, False, False, True, False, False, False]
-    changed = [r.deadline_changed for r in run(records("on-time"), FIRST_CONTACT_POLICY)]
-    assert changed == [False, False, True, False, True, False, False, False]
+    # received, accepted (an urgent referral that needs CPA: the risk-assessment and
+    # cpa-coordinator clocks start), contact, scheduled, first meeting, two more, a measure
+    changed = [r.watch_changed for r in run(records("on-time"), REFERRAL_POLICY)]
+    assert changed == [True, True, False, False, True, False, False, False]
+    changed = [r.watch_changed for r in run(records("on-time"), FIRST_CONTACT_POLICY)]
+    assert changed == [False, True, True, False, True, False, False, False]
     # received, withdrawn: a closing stops the clock
-    assert [r.deadline_changed for r in run(records("withdrawn"))] == [True, True]
+    assert [r.watch_changed for r in run(records("withdrawn"))] == [True, True]
 
 
 def _first_meeting_at(moment):
@@ -115,7 +117,7 @@ def test_only_the_first_meeting_gives_a_first_meeting_event():
     held = of_type(records("on-time"), "pod.meeting.held")
     assert len(held) == 3
     assert [_types(r) for r in results if r.outcomes and "meeting.held" in _types(r)] == [
-        ["meeting.first", "meeting.held"], ["meeting.held"], ["meeting.held"]]
+        ["meeting.first", "meeting.held", "deadline.met"], ["meeting.held"], ["meeting.held"]]
 
 
 @pytest.mark.parametrize("scenario, outcome", [("rejected", "referral.closed"), ("withdrawn", "referral.closed")])
@@ -133,5 +135,6 @@ def test_replaying_a_discharge_gives_its_outcome_again():
     assert main[-1]["type"] == "uk.nhs.pod.episode.discharged"
     first = run(main, offsets=range(len(main)))
     [again] = run(main[-1:], episode=first[-1].episode, offsets=[len(main) - 1])
-    assert again.verdict == "replayed" and _types(again) == ["episode.discharged"]
+    # The discharge also cancels the open risk review, already past its reviewDue: missed.
+    assert again.verdict == "replayed" and _types(again) == ["episode.discharged", "deadline.missed"]
     assert again.outcomes == first[-1].outcomes

@@ -33,7 +33,7 @@ REJECTED = {
 ALERT = {
     "event": "alert raised", "level": "warning", "timestamp": "2026-11-30T12:47:30Z",
     "alert": "uk.nhs.podlink.sla.breached", "alert_id": "x", "referral": "REF-DEMO-0001",
-    "deadline": "2026-11-30T06:47:00Z", "deadline_local": "2026-11-30T06:47:00+00:00",
+    "policy": "first-meeting", "due": "2026-11-30T06:47:00Z", "due_local": "2026-11-30T06:47:00+00:00",
 }
 
 
@@ -85,6 +85,10 @@ def test_dead_letters_and_alerts_stand_out():
     assert any("red" in str(span.style) for span in dead.spans)
     alert = render_line(ALERT, 200)
     assert alert.plain == "12:47:30   ALERT breached  REF-DEMO-0001   first meeting due Mon 30 Nov 06:47"
+    review = render_line({**ALERT, "policy": "cpa-review"}, 200)
+    assert review.plain == "12:47:30   ALERT breached  REF-DEMO-0001   cpa review due Mon 30 Nov 06:47"
+    flag = render_line({**ALERT, "alert": "uk.nhs.podlink.governance.flagged", "rule": "high-risk-referral"}, 200)
+    assert flag.plain == "12:47:30   ALERT governance.flagged  REF-DEMO-0001   high-risk-referral"
     assert any("red" in str(span.style) for span in alert.spans)
     failed = {**REJECTED, "event": "record failed", "referral": "REF-9", "type": "uk.nhs.pod.contact.made",
               "reason": "podlink could not process the event (KeyError)"}
@@ -152,3 +156,25 @@ def test_each_part_keeps_its_own_style(event):
     text = render_line(event, 200)
     assert text.style == ""
     assert not any(span.start == 0 and span.end == len(text.plain) for span in text.spans)
+
+
+def test_deadlines_of_other_policies_show_when_they_fall_due_in_london_time():
+    accepted = {**RECORD, "type": "uk.nhs.spa.referral.accepted", "deadline": None,
+                "outcome_events": ["uk.nhs.podlink.referral.accepted"],
+                "other_deadlines": {"risk-assessment": "2026-07-02T09:00:00+00:00",
+                                    "cpa-coordinator": "2026-07-08T09:00:00+00:00"}}
+    assert render_line(accepted, 200).plain == (
+        "10:00:00  REF-2026-000123 referral.accepted  → FHIR message, risk assessment due Thu 02 Jul 10:00, "
+        "cpa coordinator due Wed 08 Jul 10:00, referral.accepted")
+
+
+def test_the_policies_in_force_and_the_index_are_one_line_each():
+    policies = {"event": "policies in force", "level": "info", "timestamp": "2026-07-01T09:00:00Z",
+                "source": "/etc/podlink/policies.yaml",
+                "rules": ["first-meeting: from referral.received, due 24h", "high-risk-referral: hook x"]}
+    assert render_line(policies, 200).plain == (
+        "10:00:00  policies in force (/etc/podlink/policies.yaml): first-meeting, high-risk-referral")
+    indexed = {"event": "deadlines indexed", "level": "info", "timestamp": "2026-07-01T09:00:00Z",
+               "referrals": 1200, "recomputed": 3, "seconds": 0.41}
+    assert render_line(indexed, 200).plain == (
+        "10:00:00  deadlines indexed: 1200 referrals in 0.41 s, 3 worked out again under changed policies")

@@ -9,22 +9,36 @@ from dataclasses import dataclass, field
 import pytest
 from faust.types import TP
 
+from podlink.streams.core.alerts import alert_id
 from podlink.streams.core.deadlines import Deadline
+from podlink.streams.core.rules import Flag
+from podlink.streams.pipeline.processor import Watch
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.codecs import DEADLINE_ENTRY, DeadlineEntry
-from podlink.streams.worker.deadline_scan import DeadlineEntries, DeadlineScan
+from podlink.streams.worker.deadline_scan import DeadlineScan
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.settings import CARE_TOPIC, SPA_TOPIC
+from podlink.streams.worker.watch_index import WatchIndex
 from tests.support.episodes import T0, hours
 
 NOW = T0 + hours(30)  # six hours past the deadline of a referral received at T0
 BREACHED = "uk.nhs.podlink.sla.breached"
 
 
-def stored(ref: str, partition: int = 0, met: float | None = None) -> bytes:
-    deadline = Deadline(referral_id=ref, team_code=None, starts_at=T0, due_at=T0 + hours(24),
-                        at_risk_from=T0 + hours(18), met_at=T0 + hours(met) if met else None)
-    return DEADLINE_ENTRY.encode(DeadlineEntry(partition, deadline))
+def deadline(ref: str, met: float | None = None, policy: str = "first-meeting", cycle: int = 0) -> Deadline:
+    return Deadline(referral_id=ref, policy=policy, cycle=cycle, team_code=None, starts_at=T0,
+                    due_at=T0 + hours(24), at_risk_from=T0 + hours(18),
+                    met_at=T0 + hours(met) if met else None)
+
+
+def stored(ref: str, partition: int = 0, met: float | None = None, flags: tuple[Flag, ...] = (),
+           closed: bool = False, deadlines: tuple[Deadline, ...] | None = None) -> bytes:
+    watch = Watch(deadlines if deadlines is not None else (deadline(ref, met),), flags, closed)
+    return DEADLINE_ENTRY.encode(DeadlineEntry(partition, watch))
+
+
+def breach_id(ref: str) -> str:
+    return alert_id(deadline(ref), "breached")
 
 
 @dataclass
@@ -44,14 +58,14 @@ class FakeConsumer:
 
 @dataclass
 class FakeLedger:
-    raised_kinds: dict[str, set[str]] = field(default_factory=dict)
+    ids: set[str] = field(default_factory=set)
     while_catching_up: Callable[[], None] = lambda: None
 
-    def raised(self, referral_id: str) -> frozenset[str]:
-        return frozenset(self.raised_kinds.get(referral_id, ()))
+    def raised(self, alert_id: str) -> bool:
+        return alert_id in self.ids
 
-    def record(self, referral_id: str, kind: str) -> None:
-        self.raised_kinds.setdefault(referral_id, set()).add(kind)
+    def record(self, alert_id: str) -> None:
+        self.ids.add(alert_id)
 
     async def catch_up(self, timeout: float) -> bool:
         self.while_catching_up()
@@ -76,6 +90,8 @@ class Harness:
 
     def __init__(self) -> None:
         self.deadlines: dict[bytes, bytes] = {}
+        self.index = WatchIndex()
+        self.outcomes: list[dict] = []
         self.consumer = FakeConsumer({TP(SPA_TOPIC, 0): 10, TP(CARE_TOPIC, 0): 10})
         self.ledger = FakeLedger()
         self.producer = FakeProducer()
@@ -83,9 +99,19 @@ class Harness:
         self.metrics = Metrics()
         self.ready = True
         self.scan = DeadlineScan(
-            deadlines=self.deadlines, consumer=self.consumer, send_alert=self.producer.send_and_wait,
+            entries=self, index=self.index, consumer=self.consumer, send_alert=self.producer.send_and_wait,
+            send_outcome=lambda key, value, headers: self.outcomes.append(json.loads(value)),
             ledger=self.ledger, catch_up=self.catch_up, metrics=self.metrics, clock=lambda: NOW,
             is_ready=lambda: self.ready, ledger_timeout=1.0)
+
+    def get(self, key: bytes) -> DeadlineEntry | None:
+        value = self.deadlines.get(key)
+        return DEADLINE_ENTRY.decode(value) if value is not None else None
+
+    def store(self, key: bytes, value: bytes) -> None:
+        """As the record handler stores an entry: into the table, and the timer's index told."""
+        self.deadlines[key] = value
+        self.index.put(key, DEADLINE_ENTRY.decode(value))
 
     def read_to(self, topic: str, end: int) -> None:
         self.catch_up.processed(TP(topic, 0), end - 1, at=0.0)
@@ -101,7 +127,7 @@ class Harness:
 @pytest.fixture
 def h() -> Harness:
     harness = Harness()
-    harness.deadlines[b"REF-1"] = stored("REF-1")
+    harness.store(b"REF-1", stored("REF-1"))
     return harness
 
 
@@ -113,7 +139,7 @@ def test_an_alert_waits_until_both_input_topics_of_its_partition_are_read_to_the
     (key, alert), = h.run()
     assert h.scans() == 1
     assert (key, alert["type"], alert["subject"]) == (b"REF-1", BREACHED, "REF-1")
-    assert h.ledger.raised("REF-1") == {"breached"}
+    assert h.ledger.ids == {alert["id"]} == {breach_id("REF-1")}
 
 
 def test_an_alert_is_a_structured_mode_cloudevent_record(h):
@@ -139,7 +165,7 @@ def test_the_committed_offset_stands_in_for_records_not_processed_since_the_star
 def test_a_partition_no_longer_assigned_is_not_alerted_on(h):
     h.read_to(SPA_TOPIC, 10)
     h.read_to(CARE_TOPIC, 10)
-    h.deadlines[b"REF-2"] = stored("REF-2", partition=1)  # another worker's, since a rebalance
+    h.store(b"REF-2", stored("REF-2", partition=1))  # another worker's, since a rebalance
     assert [key for key, _ in h.run()] == [b"REF-1"]
     assert h.scans() == 1  # nothing of its own left waiting
 
@@ -150,7 +176,7 @@ def test_a_deadline_met_while_the_scan_waited_raises_nothing(h):
     # The first meeting is processed while the scan waits for the ledger.
     h.ledger.while_catching_up = lambda: h.deadlines.update({b"REF-1": stored("REF-1", met=23)})
     assert h.run() == []
-    assert h.ledger.raised("REF-1") == frozenset()
+    assert h.ledger.ids == set()
 
 
 def test_a_failed_send_is_not_recorded_and_the_next_scan_raises_the_alert(h):
@@ -158,7 +184,7 @@ def test_a_failed_send_is_not_recorded_and_the_next_scan_raises_the_alert(h):
     h.read_to(CARE_TOPIC, 10)
     h.producer.fails = True
     assert h.run() == []
-    assert h.ledger.raised("REF-1") == frozenset() and h.scans() == 0
+    assert h.ledger.ids == set() and h.scans() == 0
     h.producer.fails = False
     assert [alert["type"] for _, alert in h.run()] == [BREACHED]
     assert h.run() == [(b"REF-1", h.producer.sent[0][1])]  # raised once: the ledger has it now
@@ -175,19 +201,52 @@ def test_no_scan_before_the_worker_is_ready(h):
     assert h.metrics.registry.get_sample_value("podlink_deadlines_breached") == 1
 
 
-def test_each_scan_sees_the_table_as_it_is_now():
-    entries = DeadlineEntries()
-    first = entries.read([stored("a"), stored("b", partition=2)])
-    assert [(e.partition, e.deadline.referral_id, e.deadline.met_at) for e in first] == [
-        (0, "a", None), (2, "b", None)]
-    # "a" met its deadline, "b" left with its partition, "c" arrived.
-    second = entries.read([stored("a", met=10), stored("c")])
-    assert [(e.partition, e.deadline.referral_id, e.deadline.met_at) for e in second] == [
-        (0, "a", T0 + hours(10)), (0, "c", None)]
+def test_a_breach_is_also_a_missed_deadline_outcome_with_the_id_a_late_meeting_gives_it(h):
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 10)
+    h.run()
+    missed, = h.outcomes
+    assert missed["type"] == "uk.nhs.podlink.deadline.missed"
+    assert (missed["data"]["policy"], missed["data"]["metAt"], missed["data"]["minutesLate"]) == ("first-meeting", None, 360)
+    from podlink.streams.core.outcomes import missed_event
+    assert missed["id"] == missed_event(deadline("REF-1", met=27), T0 + hours(27))["id"]
 
 
-def test_an_unchanged_deadline_is_not_parsed_again():
-    entries = DeadlineEntries()
-    once, = entries.read([stored("a")])
-    again, = entries.read([stored("a")])
-    assert again is once
+def test_a_scan_reads_only_referrals_whose_moment_has_come(h):
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 10)
+    later = Deadline(referral_id="REF-2", team_code=None, starts_at=NOW, due_at=NOW + hours(24),
+                     at_risk_from=NOW + hours(18))
+    h.store(b"REF-2", stored("REF-2", deadlines=(later,)))
+    read = []
+    get = h.get
+    h.get = lambda key: read.append(key) or get(key)  # type: ignore[method-assign]
+    h.run()
+    assert set(read) == {b"REF-1"}  # REF-2's at-risk time is 18 hours away
+    read.clear()
+    h.run()
+    assert read == []  # REF-1's breach is raised: nothing of it can fall due again
+
+
+def test_every_open_deadline_of_a_referral_alerts_on_its_own(h):
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 10)
+    h.store(b"REF-1", stored("REF-1", deadlines=(deadline("REF-1"), deadline("REF-1", policy="cpa-review", cycle=2))))
+    sent = [(a["data"]["policy"], a["data"]["cycle"], a["type"]) for _, a in h.run()]
+    assert sent == [("first-meeting", 0, BREACHED), ("cpa-review", 2, BREACHED)]
+    assert len(h.ledger.ids) == 2
+
+
+def _flag(only_while_open: bool) -> Flag:
+    return Flag("REF-1", None, "high-risk-referral", "on-call", "critical", T0, "spa\x1fe-1", only_while_open)
+
+
+@pytest.mark.parametrize("closed, expected", [(False, 1), (True, 0)])
+def test_a_high_risk_flag_pages_only_while_the_referral_is_open(h, closed, expected):
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 10)
+    h.store(b"REF-1", stored("REF-1", deadlines=(), flags=(_flag(True),), closed=closed))
+    flags = [a for _, a in h.run() if a["type"] == "uk.nhs.podlink.governance.flagged"]
+    assert len(flags) == expected
+    h.store(b"REF-1", h.deadlines[b"REF-1"])  # told again, as when another event changes the entry
+    assert len(h.run()) == expected  # at most once

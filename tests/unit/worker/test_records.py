@@ -37,8 +37,8 @@ class Harness:
     metrics: Metrics = field(default_factory=Metrics)
     catch_up: CatchUp = field(default_factory=lambda: CatchUp(quiet_seconds=3))
 
-    def handler(self, max_record_bytes: int = 1_000_000) -> RecordHandler:
-        return RecordHandler(Policy(), self.episodes, self.deadlines, self.marks,
+    def handler(self, max_record_bytes: int = 1_000_000, policy: Policy = Policy()) -> RecordHandler:
+        return RecordHandler(policy, self.episodes, self.deadlines, self.marks,
                              lambda *record: self.sent.append(record), self.metrics, self.catch_up,
                              max_record_bytes)
 
@@ -160,3 +160,33 @@ def test_a_value_too_large_to_send_on_is_dead_lettered_without_it(h):
     h.handler(max_record_bytes=20_000 + len(b"REF-BIG") + records.RECORD_OVERHEAD_BYTES).handle(
         Message(b"REF-BIG", value, offset=1))
     assert h.to(DEAD_LETTER_TOPIC)[1][1] == value
+
+
+def test_a_rule_that_raises_is_logged_and_counted_and_the_event_still_applied(h):
+    from structlog.testing import capture_logs
+
+    from podlink.streams.core.rules import Rule
+
+    def trust_rule(given):
+        raise KeyError("Jordan Example")  # a message may quote patient data: never shown
+
+    with capture_logs() as logged:
+        h.handler(policy=Policy(rules=(Rule("trust-rule", trust_rule), *Policy().rules))).handle(referral(offset=0))
+    assert set(h.episodes) == {b"REF-1"} and h.to(FHIR_TOPIC) and h.to(DEAD_LETTER_TOPIC) == []
+    assert h.count("podlink_rule_failures_total", rule="trust-rule") == 1
+    assert h.count("podlink_records_total", topic=SPA_TOPIC, type="uk.nhs.spa.referral.received",
+                   outcome="applied") == 1
+    failed, = (e for e in logged if e["event"].startswith("rule failed"))
+    assert (failed["rule"], failed["error"], failed["referral"]) == ("trust-rule", "KeyError", "REF-1")
+    assert "Jordan" not in repr(logged)
+
+
+def test_fhir_messages_name_podlinks_own_terms_under_the_configured_base_url(h):
+    handler = h.handler()
+    handler.fhir_base_url = "https://fhir.trust.example/podlink"
+    handler.handle(referral(offset=0))
+    [(_, value, _)] = h.to(FHIR_TOPIC)
+    bundle = json.loads(value)
+    request = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
+    assert request["identifier"][0]["system"] == "https://fhir.trust.example/podlink/Id/referral-id"
+    assert b"podlink.example.org" not in value

@@ -1,0 +1,1 @@
+"""A trust's own podlink rules (an example: see README.md)."""

@@ -1,0 +1,236 @@
+"""The deadline engine: rules read an episode's timeline and say which deadlines and flags it has.
+
+A rule (a hook) is a pure function of the episode, one occurrence on its timeline and that
+occurrence's time (the clock the rule reads), returning effects. Deadline policies from the
+policy file are rules; so are the built-in flags, and so is any rule a trust adds in its own
+package (entry-point group `podlink.hooks`). `evaluate` runs every rule over the whole timeline
+in the order events happened, so the result depends on what happened, not on the order records
+were read, and a changed rule set applies to the past as well.
+
+A rule that raises is isolated: its effects for that occurrence are dropped, the failure is
+returned (rule name and exception type, nothing of the episode) and everything else goes on.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, Union
+
+from podlink.streams.core.deadlines import Audience, Deadline, Severity
+from podlink.streams.core.timeline import Occurrence, in_order
+
+if TYPE_CHECKING:
+    from podlink.streams.core.episode import Episode
+
+
+@dataclass(frozen=True)
+class OpenDeadline:
+    """Start a deadline of `policy` (a new cycle if the policy repeats and the last one closed)."""
+
+    policy: str
+    starts_at: datetime
+    due_at: datetime
+    warn_before: timedelta
+    audience: Audience
+    severity: Severity
+    repeats: bool = False
+
+
+@dataclass(frozen=True)
+class MeetDeadline:
+    policy: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CancelDeadline:
+    """Close the policy's open deadline unmet; the policy opens no more for this episode."""
+
+    policy: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class BringForward:
+    """Make the policy's open deadline due by `due_at` at the latest, opening one if none is."""
+
+    opening: OpenDeadline
+
+
+@dataclass(frozen=True)
+class RaiseFlag:
+    rule: str
+    audience: Audience
+    severity: Severity
+    at: datetime
+    cause: str  # the occurrence that raised it: one flag per rule and cause
+    # Not worth a page once the referral has closed (a replayed backlog that closes it later).
+    only_while_open: bool = False
+
+
+@dataclass(frozen=True)
+class EmitOutcome:
+    """An outcome event of a trust's own (`uk.nhs.podlink.<kind>`), once per id parts."""
+
+    kind: str
+    at: datetime
+    data: Mapping[str, Any]
+    id_parts: tuple[str, ...]
+
+
+Effect = Union[OpenDeadline, MeetDeadline, CancelDeadline, BringForward, RaiseFlag, EmitOutcome]
+
+
+@dataclass(frozen=True)
+class HookInput:
+    episode: Episode
+    occurrence: Occurrence
+    # The deadlines open just before this occurrence, by policy.
+    open_deadlines: Mapping[str, Deadline]
+
+    @property
+    def now(self) -> datetime:
+        """The rule's clock: when the occurrence happened (never the wall clock)."""
+        return self.occurrence.at
+
+
+class Hook(Protocol):
+    def __call__(self, given: HookInput) -> Iterable[Effect]: ...
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    hook: Callable[[HookInput], Iterable[Effect]]
+    # Set in the policy file: who the rule's flags go to, whatever the rule says.
+    audience: Audience | None = None
+    severity: Severity | None = None
+
+    def effects(self, given: HookInput) -> list[Effect]:
+        effects = list(self.hook(given))
+        if self.audience is None and self.severity is None:
+            return effects
+        return [replace(e, audience=self.audience or e.audience, severity=self.severity or e.severity)
+                if isinstance(e, RaiseFlag) else e for e in effects]
+
+
+@dataclass(frozen=True)
+class Flag:
+    referral_id: str
+    team_code: str | None
+    rule: str
+    audience: Audience
+    severity: Severity
+    at: datetime
+    cause: str
+    only_while_open: bool
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    at: datetime
+    data: Mapping[str, Any]
+    id_parts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    rule: str
+    error: str  # the exception's type name only: its message may quote patient data
+    cause: str  # the occurrence it failed on (the inbound event's dedup key)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    deadlines: tuple[Deadline, ...] = ()
+    flags: tuple[Flag, ...] = ()
+    outcomes: tuple[Outcome, ...] = ()
+    failures: tuple[RuleFailure, ...] = ()
+
+    def deadline(self, policy: str) -> Deadline | None:
+        """The policy's latest deadline (the open one, if one is)."""
+        found = [d for d in self.deadlines if d.policy == policy]
+        return found[-1] if found else None
+
+
+@dataclass
+class _Book:
+    referral_id: str
+    team_code: str | None
+    deadlines: dict[tuple[str, int], Deadline] = field(default_factory=dict)
+    cancelled: set[str] = field(default_factory=set)
+    flags: dict[tuple[str, str], Flag] = field(default_factory=dict)
+    outcomes: dict[tuple[str, tuple[str, ...]], Outcome] = field(default_factory=dict)
+
+    def open(self) -> dict[str, Deadline]:
+        return {d.policy: d for d in self.deadlines.values() if d.is_open}
+
+    def apply(self, effect: Effect) -> None:
+        match effect:
+            case OpenDeadline():
+                self._open(effect)
+            case MeetDeadline():
+                self._close(effect.policy, met_at=effect.at)
+            case CancelDeadline():
+                self._close(effect.policy, closed_at=effect.at)
+                self.cancelled.add(effect.policy)
+            case BringForward():
+                current = self.open().get(effect.opening.policy)
+                if current is None:
+                    self._open(effect.opening)
+                elif effect.opening.due_at < current.due_at:
+                    earlier = current.model_copy(update={
+                        "due_at": effect.opening.due_at,
+                        "at_risk_from": effect.opening.due_at - effect.opening.warn_before,
+                    })
+                    self.deadlines[(current.policy, current.cycle)] = earlier
+            case RaiseFlag():
+                self.flags.setdefault((effect.rule, effect.cause), Flag(
+                    self.referral_id, self.team_code, effect.rule, effect.audience, effect.severity, effect.at,
+                    effect.cause, effect.only_while_open))
+            case EmitOutcome():
+                self.outcomes.setdefault((effect.kind, effect.id_parts), Outcome(
+                    effect.kind, effect.at, dict(effect.data), effect.id_parts))
+
+    def _open(self, opening: OpenDeadline) -> None:
+        if opening.policy in self.cancelled or opening.policy in self.open():
+            return
+        cycles = [cycle for policy, cycle in self.deadlines if policy == opening.policy]
+        if cycles and not opening.repeats:
+            return
+        cycle = max(cycles) + 1 if cycles else 0
+        self.deadlines[(opening.policy, cycle)] = Deadline(
+            referral_id=self.referral_id, policy=opening.policy, cycle=cycle,
+            audience=opening.audience, severity=opening.severity, team_code=self.team_code,
+            starts_at=opening.starts_at, due_at=opening.due_at,
+            at_risk_from=opening.due_at - opening.warn_before,
+        )
+
+    def _close(self, policy: str, *, met_at: datetime | None = None, closed_at: datetime | None = None) -> None:
+        current = self.open().get(policy)
+        if current is not None:
+            self.deadlines[(policy, current.cycle)] = current.model_copy(
+                update={"met_at": met_at, "closed_at": closed_at})
+
+
+def evaluate(episode: Episode, rules: Iterable[Rule]) -> Evaluation:
+    rules = tuple(rules)
+    book = _Book(episode.referral_id, episode.team_code)
+    failures: list[RuleFailure] = []
+    if episode.referral is None:
+        return Evaluation()
+    for occurrence in in_order(episode.timeline):
+        for rule in rules:
+            given = HookInput(episode, occurrence, book.open())
+            try:
+                effects = rule.effects(given)
+            except Exception as exc:  # noqa: BLE001 - a trust's rule must not stop podlink's
+                failures.append(RuleFailure(rule.name, type(exc).__name__, occurrence.key))
+                continue
+            for effect in effects:
+                book.apply(effect)
+    ordered = sorted(book.deadlines.values(), key=lambda d: (d.policy, d.cycle))
+    return Evaluation(tuple(ordered), tuple(book.flags.values()), tuple(book.outcomes.values()),
+                      tuple(dict.fromkeys(failures)))
