@@ -19,7 +19,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from podlink.fhir_mappings.systems import REFERRAL_ID, STAFF_ID
+from podlink.fhir_mappings.systems import DEFAULT_BASE_URL, namespace
 from podlink.streams.core.encoding import utc_text
 
 Json = dict[str, Any]
@@ -77,8 +77,15 @@ EXT_SHARED_DECISION = "Extension-POD-SharedDecision"
 class Systems:
     """The identifier systems the trust's EPR and podlink share (the trust's namespace)."""
 
-    referral_id: str = REFERRAL_ID
-    staff_id: str = STAFF_ID
+    referral_id: str
+    staff_id: str
+    meeting_id: str
+
+    @classmethod
+    def of(cls, base_url: str = DEFAULT_BASE_URL) -> Systems:
+        """The systems under the trust's FHIR base URL (PODLINK_FHIR_BASE_URL)."""
+        ns = namespace(base_url)
+        return cls(referral_id=ns.referral_id, staff_id=ns.staff_id, meeting_id=ns.meeting_id)
 
 
 @dataclass(frozen=True)
@@ -105,10 +112,10 @@ def _bad(element: str, problem: str) -> _Refusal:
     return _Refusal(400, element, problem)
 
 
-def translate(bundle: Any, source: str, received_at: datetime, systems: Systems = Systems()) -> Translated | Refused:
+def translate(bundle: Any, source: str, received_at: datetime, systems: Systems | None = None) -> Translated | Refused:
     """The contract event an EPR's message Bundle stands for, or why there is none."""
     try:
-        return _translate(bundle, source, received_at, systems)
+        return _translate(bundle, source, received_at, systems or Systems.of())
     except _Refusal as refusal:
         return refusal.refused
 
@@ -238,9 +245,11 @@ def _require(value: Any, element: str, problem: str = "is required") -> Any:
     return value
 
 
-def _meeting_id(resource: Json) -> str:
+def _meeting_id(resource: Json, systems: Systems) -> str:
     kind = resource["resourceType"]
-    value = _identifier(resource.get("identifier", []), None)
+    identifiers = resource.get("identifier", [])
+    # The meeting-id system first (podlink's own and an EPR that uses it); else the EPR's own id.
+    value = _identifier(identifiers, systems.meeting_id) or _identifier(identifiers, None)
     return _require(value, f"{kind}.identifier", "is required: the meeting's business identifier (meetingId)")
 
 
@@ -264,7 +273,7 @@ def _meeting_scheduled(message: _Message, focus: Json, systems: Systems, bundle:
     kind = _expect(focus, ("Appointment", "Encounter"), "meeting-scheduled")
     start = focus.get("start") if kind == "Appointment" else focus.get("period", {}).get("start")
     return {
-        "meetingId": _meeting_id(focus),
+        "meetingId": _meeting_id(focus, systems),
         "scheduledStart": _require(start, f"{kind}.{'start' if kind == 'Appointment' else 'period.start'}"),
         "location": _location(message, focus),
     }
@@ -276,7 +285,7 @@ def _meeting_held(message: _Message, focus: Json, systems: Systems, bundle: Json
         raise _Refusal(422, "Encounter.status", "a meeting held is an Encounter with status finished")
     period = focus.get("period", {})
     return {
-        "meetingId": _meeting_id(focus),
+        "meetingId": _meeting_id(focus, systems),
         "start": _require(period.get("start"), "Encounter.period.start"),
         "end": _require(period.get("end"), "Encounter.period.end"),
         "location": _location(message, focus),
@@ -329,7 +338,7 @@ def _meeting_cancelled(message: _Message, focus: Json, systems: Systems, bundle:
     codes = [str(extension.get("valueCoding", {}).get("code"))] if extension else []
     codes += _codes(focus.get("cancelationReason"))
     return {
-        "meetingId": _meeting_id(focus),
+        "meetingId": _meeting_id(focus, systems),
         "cancelledAt": _require(bundle.get("timestamp"), "Bundle.timestamp", "is required: when the meeting was cancelled"),
         "reason": next((c for c in codes if c in CANCELLATION_REASONS), "other"),
     }

@@ -36,7 +36,7 @@ def fhir_response(body: object, status: int = 200, headers: dict[str, str] | Non
 
 
 class Intake:
-    def __init__(self, settings: IntakeSettings, kafka: Kafka, systems: Systems = Systems()) -> None:
+    def __init__(self, settings: IntakeSettings, kafka: Kafka, systems: Systems) -> None:
         self._settings = settings
         self._kafka = kafka
         self._systems = systems

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from podlink.fhir_mappings.inbound import Refused, Systems, Translated, translate
-from podlink.fhir_mappings.systems import REFERRAL_ID
+from podlink.fhir_mappings.systems import DEFAULT_BASE_URL, namespace
 from podlink.streams.core.contract import Accepted, read_record
 from podlink.streams.core.encoding import json_bytes
 
@@ -22,11 +22,9 @@ REF = "REF-2026-000123"
 MEETING_SYSTEM = "https://trust.example.nhs.uk/Id/meeting-id"
 
 
-def golden(code: str, meeting_id: str | None = "MTG-7") -> dict:
-    bundle = copy.deepcopy(next(b for b in JOURNEY if b["entry"][0]["resource"]["eventCoding"]["code"] == code))
-    if meeting_id:
-        focus(bundle).setdefault("identifier", [{"system": MEETING_SYSTEM, "value": meeting_id}])
-    return bundle
+def golden(code: str) -> dict:
+    """podlink's own message for `code` in the examples' journey, as the EPR would send it back."""
+    return copy.deepcopy(next(b for b in JOURNEY if b["entry"][0]["resource"]["eventCoding"]["code"] == code))
 
 
 def focus(bundle: dict) -> dict:
@@ -55,7 +53,8 @@ def test_meeting_held_from_podlinks_own_message():
         "id": bundle["id"], "source": SOURCE, "type": "uk.nhs.pod.meeting.held", "subject": REF,
         "time": bundle["timestamp"]}
     assert event["data"] == {
-        "referralId": REF, "meetingId": "MTG-7",
+        # MTG-1: the meetingId of the contract example the message was made from.
+        "referralId": REF, "meetingId": "MTG-1",
         "start": "2026-03-29T14:40:00Z", "end": "2026-03-29T16:10:00Z", "location": "home",
         "attendees": [
             {"kind": "service_user"},
@@ -82,8 +81,8 @@ def test_location_from_the_class_when_no_podlink_location():
 
 def test_meeting_scheduled_from_an_encounter_and_from_an_appointment():
     assert accepted(golden("meeting-scheduled"))["data"] == {
-        "referralId": REF, "meetingId": "MTG-7", "scheduledStart": "2026-03-29T14:40:00Z", "location": "home"}
-    bundle = golden("meeting-scheduled", meeting_id=None)
+        "referralId": REF, "meetingId": "MTG-1", "scheduledStart": "2026-03-29T14:40:00Z", "location": "home"}
+    bundle = golden("meeting-scheduled")
     encounter = focus(bundle)
     appointment = {"resourceType": "Appointment", "id": encounter["id"], "status": "booked",
                    "identifier": [{"system": MEETING_SYSTEM, "value": "APT-1"}],
@@ -99,7 +98,7 @@ def test_meeting_scheduled_from_an_encounter_and_from_an_appointment():
 def test_meeting_cancelled_with_its_reason():
     bundle = golden("meeting-cancelled")
     assert accepted(bundle)["data"] == {
-        "referralId": REF, "meetingId": "MTG-7", "cancelledAt": bundle["timestamp"],
+        "referralId": REF, "meetingId": "MTG-3", "cancelledAt": bundle["timestamp"],
         "reason": "service_user_request"}
 
 
@@ -173,9 +172,9 @@ def test_discharge_from_the_care_plan_an_episode_of_care_and_an_encounter():
 
 def test_the_referral_by_a_logical_reference_and_under_the_trusts_own_system():
     bundle = golden("risk-assessed")
-    focus(bundle)["basedOn"] = [{"identifier": {"system": REFERRAL_ID, "value": "REF-LOGICAL-1"}}]
+    focus(bundle)["basedOn"] = [{"identifier": {"system": namespace(DEFAULT_BASE_URL).referral_id, "value": "REF-LOGICAL-1"}}]
     assert accepted(bundle)["subject"] == "REF-LOGICAL-1"
-    trust = Systems(referral_id="https://trust.example.nhs.uk/Id/referral-id")
+    trust = Systems.of("https://trust.example.nhs.uk/fhir")
     result = translate(golden("risk-assessed"), SOURCE, NOW, trust)
     assert isinstance(result, Refused) and result.element == "Observation.basedOn"
 
@@ -261,3 +260,11 @@ def test_an_unknown_element_is_placed_but_not_named():
     result = refused(bundle)
     assert (result.status, result.element) == (400, "Bundle.entry[1].resource")
     assert "SmithJohn" not in result.problem + result.element
+
+
+def test_the_meeting_id_is_the_one_under_the_trusts_meeting_id_system():
+    bundle = golden("meeting-held")
+    focus(bundle)["identifier"].insert(0, {"system": "https://epr.example.nhs.uk/Id/appointment", "value": "APT-99"})
+    assert accepted(bundle)["data"]["meetingId"] == "MTG-1"
+    focus(bundle)["identifier"].pop(1)  # only the EPR's own id left: that is the meeting's id then
+    assert accepted(bundle)["data"]["meetingId"] == "APT-99"
