@@ -25,7 +25,8 @@ from podlink.streams.core.encoding import utc_text
 Json = dict[str, Any]
 
 # podlink's own message event codes (message_header.py), whatever base URL their system has.
-MESSAGE_EVENT_SYSTEM_SUFFIX = "/CodeSystem/podlink-message-events"
+MESSAGE_EVENTS_ID = "podlink-message-events"
+MESSAGE_EVENT_SYSTEM_SUFFIX = f"/CodeSystem/{MESSAGE_EVENTS_ID}"
 EVENT_TYPES = {
     "meeting-scheduled": "uk.nhs.pod.meeting.scheduled",
     "meeting-held": "uk.nhs.pod.meeting.held",
@@ -80,12 +81,14 @@ class Systems:
     referral_id: str
     staff_id: str
     meeting_id: str
+    message_events: str
 
     @classmethod
     def of(cls, base_url: str = DEFAULT_BASE_URL) -> Systems:
         """The systems under the trust's FHIR base URL (PODLINK_FHIR_BASE_URL)."""
         ns = namespace(base_url)
-        return cls(referral_id=ns.referral_id, staff_id=ns.staff_id, meeting_id=ns.meeting_id)
+        return cls(referral_id=ns.referral_id, staff_id=ns.staff_id, meeting_id=ns.meeting_id,
+                   message_events=ns.code_system(MESSAGE_EVENTS_ID))
 
 
 @dataclass(frozen=True)

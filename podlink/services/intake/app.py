@@ -45,7 +45,7 @@ class Intake:
 
     async def metadata(self, request: web.Request) -> web.Response:
         base = f"{request.scheme}://{request.host}/fhir"
-        return fhir_response(capability_statement(base, self._started))
+        return fhir_response(capability_statement(base, self._started, self._systems.message_events))
 
     async def process_message(self, request: web.Request) -> web.Response:
         request_id = request.headers.get("X-Request-Id", "")

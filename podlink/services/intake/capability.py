@@ -6,11 +6,11 @@ from importlib.metadata import version
 from typing import Any
 
 from podlink.fhir_mappings.inbound import EVENT_TYPES
-from podlink.fhir_mappings.systems import MESSAGE_EVENTS
 from podlink.streams.core.encoding import utc_text
 
 
-def capability_statement(base_url: str, started: datetime) -> dict[str, Any]:
+def capability_statement(base_url: str, started: datetime, message_events: str) -> dict[str, Any]:
+    """`message_events`: the system of podlink's message event codes (the trust's namespace)."""
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -26,9 +26,9 @@ def capability_statement(base_url: str, started: datetime) -> dict[str, Any]:
         "messaging": [{
             "endpoint": [{"protocol": {"system": "http://terminology.hl7.org/CodeSystem/message-transport",
                                        "code": "http"}, "address": f"{base_url}/$process-message"}],
-            "documentation": "Message events (MessageHeader.eventCoding, system " + MESSAGE_EVENTS
+            "documentation": "Message events (MessageHeader.eventCoding, system " + message_events
                              + "): " + ", ".join(EVENT_TYPES) + ". See docs/epr-exchange.md.",
-            "supportedMessage": [{"mode": "receiver", "definition": f"{MESSAGE_EVENTS}#{code}"}
+            "supportedMessage": [{"mode": "receiver", "definition": f"{message_events}#{code}"}
                                  for code in EVENT_TYPES],
         }],
     }
