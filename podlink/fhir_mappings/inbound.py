@@ -36,9 +36,9 @@ EVENT_TYPES = {
     "episode-discharged": "uk.nhs.pod.episode.discharged",
 }
 
-# Encounter.class (v3 ActCode) to the contract's location. AMB covers clinic and community
-# alike: podlink's own Location name tells them apart, and is read first.
-CLASS_LOCATION = {"HH": "home", "AMB": "clinic", "VR": "virtual", "IMP": "inpatient_ward"}
+# Encounter.class (v3 ActCode) to the contract's location, as podlink's own messages set it;
+# podlink's own Location name, when there is one, is read first.
+CLASS_LOCATION = {"HH": "home", "AMB": "clinic", "FLD": "community", "VR": "virtual", "IMP": "inpatient_ward"}
 LOCATION_NAMES = {
     "service user's home": "home", "clinic": "clinic", "community setting": "community",
     "virtual (video or telephone)": "virtual", "inpatient ward": "inpatient_ward",
@@ -269,7 +269,7 @@ def _location(message: _Message, resource: Json) -> str:
         if code in LOCATIONS:
             return str(code)
     element = f"{kind}.class" if kind == "Encounter" else "Appointment.appointmentType"
-    raise _bad(element, "must say where the meeting is (v3 ActCode HH, AMB, VR or IMP)")
+    raise _bad(element, "must say where the meeting is (v3 ActCode HH, AMB, FLD, VR or IMP)")
 
 
 def _meeting_scheduled(message: _Message, focus: Json, systems: Systems, bundle: Json) -> Json:

@@ -72,11 +72,20 @@ def test_service_user_absent_when_the_extension_says_false():
     assert kinds == ["network_member", "staff", "staff"]
 
 
-def test_location_from_the_class_when_no_podlink_location():
+@pytest.mark.parametrize("code,location", [("HH", "home"), ("AMB", "clinic"), ("FLD", "community"),
+                                           ("VR", "virtual"), ("IMP", "inpatient_ward")])
+def test_location_from_the_class_when_no_podlink_location(code, location):
     bundle = golden("meeting-held")
     del focus(bundle)["location"]
-    focus(bundle)["class"]["code"] = "VR"
-    assert accepted(bundle)["data"]["location"] == "virtual"
+    focus(bundle)["class"]["code"] = code
+    assert accepted(bundle)["data"]["location"] == location
+
+
+def test_a_meeting_with_no_setting_is_400():
+    bundle = golden("meeting-held")
+    del focus(bundle)["location"]
+    focus(bundle)["class"] = {"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK"}
+    assert (refused(bundle).status, refused(bundle).element) == (400, "Encounter.class")
 
 
 def test_meeting_scheduled_from_an_encounter_and_from_an_appointment():
