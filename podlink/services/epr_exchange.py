@@ -33,8 +33,8 @@ class Exchange:
 def start_exchange(kafka: Settings, stop: threading.Event) -> Exchange:
     stub_port = free_port()
     token = secrets.token_urlsafe(16)
-    deliver = DeliverSettings().model_copy(update={
-        "epr_url": f"http://{LOCAL}:{stub_port}/fhir", "epr_token": None, "epr_ca_file": None,
+    deliver = DeliverSettings(epr_url=f"http://{LOCAL}:{stub_port}/fhir").model_copy(update={
+        "epr_token": None, "epr_ca_file": None,
         "epr_cert_file": None, "epr_key_file": None, "deliver_web_bind": LOCAL,
         # A first look: retries come back within seconds, not minutes.
         "epr_backoff_max_seconds": 5.0,

@@ -15,8 +15,8 @@ from podlink.services.deliver.policy import Backoff
 class DeliverSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PODLINK_", extra="ignore")
 
-    epr_url: str = Field(default="http://127.0.0.1:6069/fhir",
-                         description="the EPR's FHIR base; messages go to <base>/$process-message")
+    # No default: a deliver pointed nowhere in particular must not start.
+    epr_url: str = Field(description="the EPR's FHIR base; messages go to <base>/$process-message")
     epr_token: SecretStr | None = Field(default=None, description="bearer token for the EPR (secret)")
     epr_ca_file: Path | None = Field(default=None, description="PEM CAs to trust for the EPR (unset: the system's)")
     epr_cert_file: Path | None = Field(default=None, description="PEM client certificate for mutual TLS to the EPR")
@@ -29,7 +29,7 @@ class DeliverSettings(BaseSettings):
     epr_target_identifier: str | None = Field(default=None, description="NHSD-Target-Identifier header value")
     epr_organisation_ods: str | None = Field(default=None, description="NHSD-End-User-Organisation-ODS header value")
     deliver_group_id: str = Field(default="podlink-deliver", description="deliver's consumer group")
-    deliver_web_port: int = Field(default=6067, ge=1024, le=65535, description="deliver's /metrics port")
+    deliver_web_port: int = Field(default=6069, ge=1024, le=65535, description="deliver's /metrics port")
     deliver_web_bind: str = Field(default="0.0.0.0", description="address deliver's /metrics listens on")
     deliver_max_waiting: int = Field(default=10_000, ge=1,
                                      description="messages held in memory before deliver stops fetching more")
