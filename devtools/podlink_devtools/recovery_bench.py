@@ -229,8 +229,8 @@ def scan_deadlines(data_dir: Path) -> Scan:
         for db in dbs:
             db.close()
     index = WatchIndex()
-    referrals, rebuild, hold = asyncio.run(_rebuild(index, table))
-    open_deadlines = sum(len(windows) for _, windows in index.watched())
+    referrals, rebuild, hold = asyncio.run(rebuild_timed(index, table))
+    open_deadlines = index.open_deadlines()
     times = []
     for _ in range(SCAN_PASSES):
         started = time.perf_counter()
@@ -244,7 +244,8 @@ def scan_deadlines(data_dir: Path) -> Scan:
     return Scan(open_deadlines, referrals, rebuild, hold, times[0], statistics.median(times[1:]))
 
 
-async def _rebuild(index: WatchIndex, table: dict[bytes, bytes]) -> tuple[int, float, float]:
+async def rebuild_timed(index: WatchIndex, table: dict[bytes, bytes]) -> tuple[int, float, float]:
+    """Rebuild `index` from `table`: entries indexed, seconds, longest hold of the event loop."""
     held = 0.0
     done = asyncio.Event()
 

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings
 
 from podlink.services import logs
 from podlink.services.kafka_options import aware_time
+from podlink.services.notify.settings import settings_help as notify_settings_help
 from podlink.streams.worker.settings import Settings, describe_invalid
 
 
@@ -82,6 +83,13 @@ def _parser() -> argparse.ArgumentParser:
                       "changelog sizes, deadline scan times and an upper bound of its event-loop "
                       "lag (on Apache Kafka unless --bootstrap)")
     bench.add_argument("--bootstrap", default=None, help="broker to use instead of an embedded one")
+    commands.add_parser(
+        "notify", help="page on-call staff about SLA alerts; acknowledgement API and SLA board",
+        description="Reads pod.sla-alerts.v1 in its own consumer group and tells the people the "
+        "rota (PODLINK_ROTA_FILE) names, by webhook, PagerDuty, email and GOV.UK Notify, escalating "
+        "until someone acknowledges; serves the acknowledgement API and the SLA board on "
+        "PODLINK_NOTIFY_PORT (default 6067). See docs/on-call.md.", epilog=notify_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_operator_tools(commands)
     _add_report(commands)
     return parser
@@ -197,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         from podlink.services.runner import run_worker
         return run_worker(settings)
+    if args.command == "notify":
+        from podlink.services.notify.service import run_notify
+        return run_notify(settings)
     if args.command == "run":
         from podlink.services.runner import run_embedded
         return run_embedded(settings, args.sample_interval)

@@ -17,6 +17,8 @@ from podlink.services import logs
 from podlink.services.data_dir_lock import DataDirInUse, lock_data_dir
 from podlink.services.embedded_broker import EmbeddedBroker
 from podlink.services.kafka_login import KafkaUnreachableError, check_login, error_text
+from podlink.services.notify.local import start_local_notify
+from podlink.services.notify.service import NotifyStartError
 from podlink.services.samples import SCENARIOS, RawRecord, Record, pathway, send_records
 from podlink.services.terminal_view import SUMMARY
 from podlink.services.topics import TopicLayoutError, ensure_topics
@@ -144,6 +146,11 @@ def run_embedded(settings: Settings, sample_interval: float) -> int:
             **{name: Settings.model_fields[name].default for name in KAFKA_SECURITY_FIELDS},
         })
         logs.say(welcome(broker.bootstrap, local.web_port))
+        try:
+            stop_notify = start_local_notify(local, Path(data))
+        except NotifyStartError as exc:
+            print(f"podlink: {exc}", file=sys.stderr)
+            return 2
         stop = threading.Event()
         from podlink.services.epr_exchange import exchange_welcome, start_exchange
         logs.say(exchange_welcome(start_exchange(local, stop)))
@@ -154,6 +161,7 @@ def run_embedded(settings: Settings, sample_interval: float) -> int:
             return run_worker(local)
         finally:
             stop.set()
+            stop_notify()
 
 
 def welcome(bootstrap: str, web_port: int) -> str:

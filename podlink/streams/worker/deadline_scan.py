@@ -21,7 +21,7 @@ from podlink.streams.core.outcomes import flag_event, missed_event
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers, structured
 from podlink.streams.worker.codecs import DeadlineEntry
-from podlink.streams.worker.metrics import Metrics, deadline_counts
+from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.settings import INPUT_TOPICS
 from podlink.streams.worker.watch_index import WatchIndex
 
@@ -79,7 +79,7 @@ class DeadlineScan:
         if not self.is_ready():
             return False
         now = self.clock()
-        self.metrics.deadlines(deadline_counts(self.index.watched(), now))
+        self.metrics.deadlines(self.index.counts(now))
         keys = self.index.due(now)
         if not keys:
             return True

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Iterable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,29 +27,11 @@ PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 ALERT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
 
 
-# Per referral: whether it is closed, and each open deadline's at-risk and due times.
-Watched = tuple[bool, tuple[tuple[datetime, datetime], ...]]
-
-
 @dataclass(frozen=True)
 class DeadlineCounts:
     open_episodes: int
     at_risk: int
     breached: int
-
-
-def deadline_counts(watched: Iterable[Watched], now: datetime) -> DeadlineCounts:
-    """Referrals not yet closed, and open deadlines at risk or past due at `now`."""
-    open_episodes = at_risk = breached = 0
-    for closed, windows in watched:
-        if not closed:
-            open_episodes += 1
-        for at_risk_from, due_at in windows:
-            if now >= due_at:
-                breached += 1
-            elif now >= at_risk_from:
-                at_risk += 1
-    return DeadlineCounts(open_episodes, at_risk, breached)
 
 
 def reason_label(reason: str) -> str:

@@ -2,7 +2,9 @@
 
 A scan reads only the referrals whose next moment (an at-risk time, a due time, a flag or a
 breach to resolve) has come, so its cost follows what falls due, not what is open. The index
-holds, per referral, that moment and a few numbers for the gauges; the table holds the rest.
+holds, per referral, that moment and its open deadlines' at-risk and due times, kept sorted so
+that the gauges (how many deadlines are at risk, how many breached) cost a binary search, not a
+pass over every deadline; the table holds the rest.
 It is rebuilt from the table after each rebalance, a slice at a time, so that a worker with
 100,000 referrals never holds the event loop while it reads them.
 """
@@ -13,10 +15,15 @@ import heapq
 from collections.abc import Iterable
 from datetime import datetime
 
-from podlink.streams.worker.codecs import DeadlineEntry
-from podlink.streams.worker.metrics import Watched
+from sortedcontainers import SortedList
 
-REBUILD_SLICE = 500  # entries read between two yields to the event loop
+from podlink.streams.worker.codecs import DeadlineEntry
+from podlink.streams.worker.metrics import DeadlineCounts
+
+# Per referral: whether it is closed, and each open deadline's at-risk and due times.
+Watched = tuple[bool, tuple[tuple[float, float], ...]]
+
+REBUILD_SLICE = 200  # entries read between two yields to the event loop (about 20 ms of decoding)
 
 
 def moments(entry: DeadlineEntry) -> list[datetime]:
@@ -39,6 +46,9 @@ class WatchIndex:
         self._heap: list[tuple[float, int, bytes]] = []
         self._wake: dict[bytes, float] = {}
         self._watched: dict[bytes, Watched] = {}
+        self._at_risk_from: SortedList = SortedList()
+        self._due_at: SortedList = SortedList()
+        self._closed = 0
         self._serial = 0
 
     def __len__(self) -> int:
@@ -46,8 +56,14 @@ class WatchIndex:
 
     def put(self, key: bytes, entry: DeadlineEntry, after: datetime | None = None) -> None:
         """Index `entry` (new, changed or just looked at), waking at its first moment after `after`."""
-        self._watched[key] = (entry.watch.closed, tuple((d.at_risk_from, d.due_at)
-                                                        for d in entry.watch.deadlines if d.is_open))
+        self._unwatch(key)
+        watched = (entry.watch.closed, tuple((d.at_risk_from.timestamp(), d.due_at.timestamp())
+                                             for d in entry.watch.deadlines if d.is_open))
+        self._watched[key] = watched
+        self._closed += watched[0]
+        for at_risk_from, due_at in watched[1]:
+            self._at_risk_from.add(at_risk_from)
+            self._due_at.add(due_at)
         moment = next_moment(entry, after)
         if moment is None:
             self._wake.pop(key, None)
@@ -61,12 +77,36 @@ class WatchIndex:
 
     def forget(self, key: bytes) -> None:
         self._wake.pop(key, None)
-        self._watched.pop(key, None)
+        self._unwatch(key)
 
     def clear(self) -> None:
         self._heap.clear()
         self._wake.clear()
         self._watched.clear()
+        self._at_risk_from.clear()
+        self._due_at.clear()
+        self._closed = 0
+
+    def counts(self, now: datetime) -> DeadlineCounts:
+        """Referrals not closed, and open deadlines at risk or past due at `now`."""
+        limit = now.timestamp()
+        breached = self._due_at.bisect_right(limit)
+        # Every deadline is at risk no later than it is due, so those past their at-risk time
+        # are the ones at risk and the ones breached.
+        at_risk = self._at_risk_from.bisect_right(limit) - breached
+        return DeadlineCounts(len(self._watched) - self._closed, at_risk, breached)
+
+    def open_deadlines(self) -> int:
+        return len(self._due_at)
+
+    def _unwatch(self, key: bytes) -> None:
+        old = self._watched.pop(key, None)
+        if old is None:
+            return
+        self._closed -= old[0]
+        for at_risk_from, due_at in old[1]:
+            self._at_risk_from.remove(at_risk_from)
+            self._due_at.remove(due_at)
 
     def due(self, now: datetime) -> list[bytes]:
         """The referrals whose moment has come; each leaves the index until `put` again."""
@@ -80,9 +120,6 @@ class WatchIndex:
         if len(self._heap) > 4 * max(len(self._wake), 1024):
             self._compact()
         return found
-
-    def watched(self) -> Iterable[Watched]:
-        return self._watched.values()
 
     async def rebuild(self, entries: Iterable[tuple[bytes, DeadlineEntry | None]]) -> int:
         """Index every entry, yielding to the event loop between slices; returns the count."""

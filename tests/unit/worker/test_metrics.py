@@ -5,7 +5,6 @@ from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.metrics import (
     DeadlineCounts,
     Metrics,
-    deadline_counts,
     reason_label,
 )
 from tests.support.episodes import T0, hours
@@ -16,19 +15,6 @@ def _deadline(ref: str, met: float | None = None, closed: float | None = None) -
                     at_risk_from=T0 + hours(18),
                     met_at=T0 + hours(met) if met is not None else None,
                     closed_at=T0 + hours(closed) if closed is not None else None)
-
-
-def _watched(closed: bool, *due_hours: float) -> tuple:
-    # Each open deadline warned 6 hours before it is due.
-    return (closed, tuple((T0 + hours(h - 6), T0 + hours(h)) for h in due_hours))
-
-
-def test_deadline_counts_tell_open_episodes_from_deadlines_at_risk_or_breached():
-    watched = [_watched(False, 24), _watched(False), _watched(True), _watched(False, 24, 48)]
-    assert deadline_counts(watched, T0 + hours(1)) == DeadlineCounts(3, 0, 0)
-    assert deadline_counts(watched, T0 + hours(19)) == DeadlineCounts(3, 2, 0)
-    assert deadline_counts(watched, T0 + hours(25)) == DeadlineCounts(3, 0, 2)
-    assert deadline_counts(watched, T0 + hours(43)) == DeadlineCounts(3, 1, 2)
 
 
 def test_an_alert_is_late_by_the_time_since_its_threshold():
@@ -56,7 +42,7 @@ def test_metrics_are_exposed_in_prometheus_text_format_with_their_labels():
     m.record("spa.referral-events.v1", "uk.nhs.spa.referral.received", "applied")
     m.dead_letter("value is not JSON (line 1, column 3)")
     m.alert("breached", 4.0)
-    m.deadlines(deadline_counts([_watched(False, 24)], T0 + hours(25)))
+    m.deadlines(DeadlineCounts(open_episodes=1, at_risk=0, breached=1))
     m.lag({("spa.referral-events.v1", 0): 5})
     samples = _samples(m)
     assert samples[("podlink_records_total", (("outcome", "applied"), ("topic", "spa.referral-events.v1"),

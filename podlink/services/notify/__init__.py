@@ -1,0 +1,1 @@
+"""`podlink notify`: on-call alerting (docs/on-call.md)."""
