@@ -41,7 +41,6 @@ UNAVAILABLE = Refusal(503, "SERVICE_UNAVAILABLE", "transient",
                       "podlink cannot publish to Kafka at the moment; send the same request again later")
 MISSING_REQUEST_ID = Refusal(400, "REC_BAD_REQUEST", "required", "the X-Request-Id header is required: "
                              "1 to 128 letters, digits, '.', '_', ':' or '-' (a UUID)", "X-Request-Id")
-NOT_FOUND = Refusal(404, "REC_NOT_FOUND", "not-found", "no such endpoint")
 
 
 def too_large(limit: int) -> Refusal:
