@@ -167,6 +167,22 @@ def test_each_answer(broker, intake):
         "meeting-scheduled", "meeting-held", "meeting-cancelled", "risk-assessed", "measure-recorded",
         "episode-discharged"]
 
+    # podlink's own terms, served where their canonical URLs say (no credential: receivers
+    # validate with them), under the base URL the service was given.
+    with urllib.request.urlopen(f"{intake}/fhir/CodeSystem/pod-deadline-policy", timeout=10) as response:
+        system = json.loads(response.read())
+        assert response.headers["Content-Type"].startswith("application/fhir+json")
+    assert system["resourceType"] == "CodeSystem" and system["id"] == "pod-deadline-policy"
+    assert system["url"].endswith("/CodeSystem/pod-deadline-policy")
+    assert "first-meeting" in [c["code"] for c in system["concept"]]
+    with urllib.request.urlopen(f"{intake}/fhir/StructureDefinition/Extension-POD-ServiceUserAttended",
+                                timeout=10) as response:
+        assert json.loads(response.read())["type"] == "Extension"
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{intake}/fhir/CodeSystem/no-such-system", timeout=10)
+    assert missing.value.code == 404
+    assert json.loads(missing.value.read())["issue"][0]["code"] == "not-found"
+
 
 def test_request_ids_survive_a_restart(broker, tmp_path):
     service, url = _intake(broker.bootstrap, tmp_path)

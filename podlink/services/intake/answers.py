@@ -39,6 +39,7 @@ UNSUPPORTED_MEDIA = Refusal(415, "UNSUPPORTED_MEDIA_TYPE", "not-supported",
                             "Content-Type must be application/fhir+json")
 UNAVAILABLE = Refusal(503, "SERVICE_UNAVAILABLE", "transient",
                       "podlink cannot publish to Kafka at the moment; send the same request again later")
+NOT_FOUND = Refusal(404, "NOT_FOUND", "not-found", "podlink publishes no definition with this type and id")
 MISSING_REQUEST_ID = Refusal(400, "REC_BAD_REQUEST", "required", "the X-Request-Id header is required: "
                              "1 to 128 letters, digits, '.', '_', ':' or '-' (a UUID)", "X-Request-Id")
 

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 
 import structlog
@@ -15,7 +15,7 @@ from aiohttp import web
 
 from podlink.fhir_mappings.inbound import Refused, Systems, translate
 from podlink.services.intake import answers
-from podlink.services.intake.answers import Refusal
+from podlink.services.intake.answers import Json, Refusal
 from podlink.services.intake.auth import bearer_name
 from podlink.services.intake.capability import capability_statement
 from podlink.services.intake.kafka_io import Kafka, PublishFailed
@@ -26,6 +26,7 @@ from podlink.streams.worker.settings import CARE_TOPIC
 
 log = structlog.get_logger("podlink.intake")
 FHIR_JSON = "application/fhir+json"
+PUBLISHED_TYPES = ("CodeSystem", "ValueSet", "StructureDefinition")
 # BaRS sends a UUID; this is wider, and narrow enough to be a log field and a Kafka key.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -36,16 +37,27 @@ def fhir_response(body: object, status: int = 200, headers: dict[str, str] | Non
 
 
 class Intake:
-    def __init__(self, settings: IntakeSettings, kafka: Kafka, systems: Systems) -> None:
+    def __init__(self, settings: IntakeSettings, kafka: Kafka, systems: Systems,
+                 published: Mapping[tuple[str, str], Json] | None = None) -> None:
         self._settings = settings
         self._kafka = kafka
         self._systems = systems
+        # podlink's CodeSystems, ValueSets and extensions, under the trust's base URL.
+        self._published = dict(published or {})
         self._started = datetime.now(timezone.utc)
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def metadata(self, request: web.Request) -> web.Response:
         base = f"{request.scheme}://{request.host}/fhir"
         return fhir_response(capability_statement(base, self._started, self._systems.message_events))
+
+    async def definition(self, request: web.Request) -> web.Response:
+        """One of podlink's published definitions, as its canonical URL names it: no credential
+        needed, since receivers must be able to validate what podlink sends them."""
+        found = self._published.get((request.match_info["type"], request.match_info["id"]))
+        if found is None:
+            return fhir_response(answers.operation_outcome(answers.NOT_FOUND), answers.NOT_FOUND.status)
+        return fhir_response(found)
 
     async def process_message(self, request: web.Request) -> web.Response:
         request_id = request.headers.get("X-Request-Id", "")
@@ -134,6 +146,7 @@ def routes(intake: Intake) -> list[tuple[str, str, Handler]]:
     return [
         ("POST", "/fhir/$process-message", intake.process_message),
         ("GET", "/fhir/metadata", intake.metadata),
+        ("GET", "/fhir/{type:" + "|".join(PUBLISHED_TYPES) + "}/{id}", intake.definition),
     ]
 
 

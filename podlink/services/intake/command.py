@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
+from podlink.fhir_mappings.conformance import published_resources
 from podlink.fhir_mappings.inbound import Systems
 from podlink.services.intake.app import Intake, build_app
 from podlink.services.intake.kafka_io import Kafka
@@ -71,7 +72,8 @@ async def serve(kafka: Settings, settings: IntakeSettings, stop: asyncio.Event |
     broker.start()
     watch = KafkaWatch(client_options(kafka), kafka.broker_outage_log_seconds)
     watch.start()
-    runner = web.AppRunner(build_app(Intake(settings, broker, Systems.of(kafka.fhir_base_url))), access_log=None)
+    intake = Intake(settings, broker, Systems.of(kafka.fhir_base_url), published_resources(kafka.fhir_base_url))
+    runner = web.AppRunner(build_app(intake), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.intake_bind, settings.intake_port, ssl_context=tls_context(settings)).start()
     log.info("intake started", port=settings.intake_port, epr_systems=sorted(settings.intake_tokens),
