@@ -1,5 +1,6 @@
 """The `podlink` command: `run` (everything on an embedded broker), `worker`, `bench`, `tail`,
-the operator tools `dead-letters` and `replay` (docs/operations.md), and `report`
+the EPR exchange `deliver` and `intake` (docs/epr-exchange.md), the operator tools
+`dead-letters` (with `redrive`) and `replay` (docs/operations.md), and `report`
 (docs/report.md)."""
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings
 
 from podlink.services import logs
 from podlink.services.kafka_options import aware_time
@@ -15,10 +18,10 @@ from podlink.services.notify.settings import settings_help as notify_settings_he
 from podlink.streams.worker.settings import Settings, describe_invalid
 
 
-def _settings_help() -> str:
-    lines = ["settings (environment variables):"]
-    for name, field in Settings.model_fields.items():
-        default = field.default if field.default is not None else "unset"
+def _settings_help(model: type[BaseSettings] = Settings, title: str = "settings") -> str:
+    lines = [f"{title} (environment variables):"]
+    for name, field in model.model_fields.items():
+        default = field.default if field.default not in (None, PydanticUndefined) else "unset"
         lines.append(f"  PODLINK_{name.upper():<28} {field.description} (default: {default})")
     return "\n".join(lines)
 
@@ -43,6 +46,22 @@ def _parser() -> argparse.ArgumentParser:
         "worker", help="run a worker against PODLINK_KAFKA_BOOTSTRAP",
         description="Creates missing topics, then consumes the input topics and publishes "
         "FHIR messages, outcome events, SLA alerts and dead letters.", epilog=_settings_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    from podlink.services.deliver.settings import DeliverSettings
+    from podlink.services.intake.settings import IntakeSettings
+    commands.add_parser(
+        "deliver", help="send the FHIR messages to the EPR's $process-message (BaRS)",
+        description="Consumes epr.fhir-messages.v1 with its own consumer group and POSTs each "
+        "Bundle to PODLINK_EPR_URL/$process-message; retries, dead letters, outcome events and "
+        "settings in docs/epr-exchange.md. Kafka settings as for the worker.",
+        epilog=_settings_help(DeliverSettings, "deliver's settings"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands.add_parser(
+        "intake", help="take FHIR messages from the EPR on POST /fhir/$process-message",
+        description="Serves POST /fhir/$process-message and GET /fhir/metadata on "
+        "PODLINK_INTAKE_PORT; each accepted message becomes a care event on pod.care-events.v1 "
+        "(docs/epr-exchange.md). Kafka settings as for the worker.",
+        epilog=_settings_help(IntakeSettings, "intake's settings"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     bench = commands.add_parser(
         "bench", help="measure end-to-end throughput and latency against a ceiling",
@@ -122,6 +141,16 @@ def _add_operator_tools(commands: argparse._SubParsersAction) -> None:  # type: 
     letters.add_argument("--show-values", action="store_true",
                          help="also print each original value (may hold patient data; warns on stderr)")
     letters.add_argument("--json", action="store_true", help="one JSON object per line")
+    letters_actions = letters.add_subparsers(dest="letters_action", metavar="ACTION")
+    redrive = letters_actions.add_parser(
+        "redrive", help="re-send the FHIR messages the EPR refused, with the same X-Request-Id",
+        description="Re-sends the dead letters `podlink deliver` wrote (messages the EPR "
+        "refused) to PODLINK_EPR_URL, oldest first, each with its original X-Request-Id so the "
+        "EPR can de-duplicate; publishes a delivery outcome event for each.")
+    redrive.add_argument("--since", type=_time, metavar="TIME", dest="redrive_since",
+                         help="only dead letters written at or after TIME (ISO 8601 with a zone)")
+    redrive.add_argument("--referral", metavar="ID", help="only this referral's messages")
+    redrive.add_argument("--dry-run", action="store_true", help="list what would be re-sent; send nothing")
     replay = commands.add_parser(
         "replay", help="move the workers' committed input offsets back so they re-read records",
         description="Moves the committed offsets of consumer group PODLINK_GROUP_ID on the input "
@@ -185,6 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tail":
         from podlink.services.tail import run_tail
         return run_tail(settings, args.topic, args.follow, args.limit, args.json)
+    if args.command == "dead-letters" and args.letters_action == "redrive":
+        from podlink.services.dead_letters import run_redrive
+        return run_redrive(settings, args.redrive_since, args.referral, args.dry_run)
+    if args.command == "deliver":
+        from podlink.services.deliver.command import run_deliver
+        return run_deliver(settings)
+    if args.command == "intake":
+        from podlink.services.intake.command import run_intake
+        return run_intake(settings)
     if args.command == "dead-letters":
         from podlink.services.dead_letters import run_dead_letters
         return run_dead_letters(settings, args.since, args.limit, args.show_values, args.json)

@@ -1,4 +1,5 @@
-"""`podlink dead-letters`: what is on `podlink.dead-letter.v1`, without the patient data by default.
+"""`podlink dead-letters`: what is on `podlink.dead-letter.v1`, without the patient data by default;
+`podlink dead-letters redrive`: re-send the FHIR messages the EPR refused.
 
 A dead letter keeps the original record's value, which can hold NHS numbers, names and free
 text. So the listing shows where the record came from, why it was refused and how big it was;
@@ -14,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Sequence, TextIO
 
 from podlink.services.topic_reader import NoSuchTopic, read_topic
-from podlink.streams.worker.settings import DEAD_LETTER_TOPIC, Settings
+from podlink.streams.worker.settings import DEAD_LETTER_TOPIC, FHIR_TOPIC, Settings
 
 VALUES_WARNING = (
     "podlink dead-letters: --show-values prints the original records, which may hold patient "
@@ -167,3 +168,82 @@ def run_dead_letters(settings: Settings, since: datetime | None, limit: int | No
     print(f"podlink dead-letters: {len(shown)} shown of {total} on {DEAD_LETTER_TOPIC}{hidden} "
           f"({time.monotonic() - started:.1f} s)", file=err)
     return 0
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A FHIR message `podlink deliver` dead-lettered because the EPR refused it."""
+
+    letter: DeadLetter
+    request_id: str
+    epr_status: str | None
+
+
+def undelivered(letters: list[DeadLetter], headers: dict[tuple[int, int], dict[str, str]],
+                referral: str | None) -> list[Undelivered]:
+    """Deliver's dead letters (from the FHIR topic, with a request id), oldest first, each
+    message once, optionally of one referral only. `headers` are each letter's headers by its
+    (partition, offset) on the dead-letter topic."""
+    found: list[Undelivered] = []
+    seen: set[str] = set()
+    for letter in oldest_first(letters):
+        named = headers.get((letter.partition, letter.offset), {})
+        request_id = named.get("podlink-request-id")
+        if letter.source_topic != FHIR_TOPIC or not request_id or request_id in seen:
+            continue
+        if referral is not None and _text(letter.key) != referral:
+            continue
+        seen.add(request_id)
+        found.append(Undelivered(letter, request_id, named.get("podlink-epr-status")))
+    return found
+
+
+def redrive_line(item: Undelivered) -> str:
+    letter = item.letter
+    return (f"{_when(letter.timestamp)}  referral={_text(letter.key)}  X-Request-Id={item.request_id}"
+            f"  was={item.epr_status or '?'}  reason={letter.reason or '?'}")
+
+
+def run_redrive(settings: Settings, since: datetime | None, referral: str | None, dry_run: bool,
+                out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Re-send deliver's dead letters to the EPR with their original X-Request-Id (the Bundle
+    id), so the EPR can de-duplicate. A referral whose message fails again has its later
+    messages left for the next redrive, keeping the referral's order."""
+    from podlink.services.deliver.command import load_settings
+    deliver = load_settings()
+    if deliver is None:
+        return 2
+    try:
+        records = list(read_topic(settings, DEAD_LETTER_TOPIC, "podlink-dead-letters-redrive", since))
+    except NoSuchTopic:
+        print(f"{NONE_FOUND} ({DEAD_LETTER_TOPIC} does not exist yet)", file=out)
+        return 0
+    except Exception as exc:  # noqa: BLE001 - say what failed, not a traceback, to operators
+        print(f"podlink dead-letters redrive: cannot read {DEAD_LETTER_TOPIC} from "
+              f"{settings.kafka_bootstrap}: {type(exc).__name__}: {exc}", file=err)
+        return 2
+    letters = [dead_letter(r.timestamp, r.partition, r.offset, r.headers, r.key, r.value) for r in records]
+    headers = {(r.partition, r.offset): {n: v.decode("utf-8", "replace") for n, v in r.headers if v is not None}
+               for r in records}
+    items = undelivered(letters, headers, referral)
+    if not items:
+        print("no undelivered FHIR messages to redrive", file=out)
+        return 0
+    if dry_run:
+        for item in items:
+            print(f"would re-send  {redrive_line(item)}", file=out)
+        print(f"podlink dead-letters redrive: {len(items)} message(s) would be re-sent to "
+              f"{deliver.endpoint()} (dry run: nothing sent)", file=err)
+        return 0
+    import asyncio
+
+    from podlink.services.deliver.outputs import Message
+    from podlink.services.deliver.redrive import redrive
+    messages = [Message(FHIR_TOPIC, i.letter.source_partition or 0, i.letter.source_offset or 0,
+                        _text(i.letter.key) or "", i.request_id, i.letter.value or b"") for i in items]
+    results = asyncio.run(redrive(settings, deliver, messages))
+    for item, result in zip(items, results):
+        print(f"{result:<13} {redrive_line(item)}", file=out)
+    sent = sum(1 for r in results if r == "delivered")
+    print(f"podlink dead-letters redrive: {sent} delivered of {len(items)}", file=err)
+    return 0 if sent == len(items) else 1

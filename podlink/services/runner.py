@@ -152,6 +152,8 @@ def run_embedded(settings: Settings, sample_interval: float) -> int:
             print(f"podlink: {exc}", file=sys.stderr)
             return 2
         stop = threading.Event()
+        from podlink.services.epr_exchange import exchange_welcome, start_exchange
+        logs.say(exchange_welcome(start_exchange(local, stop)))
         feeder = threading.Thread(target=_feed_samples, args=(broker.bootstrap, sample_interval, stop),
                                   name="sample-feeder", daemon=True)
         feeder.start()

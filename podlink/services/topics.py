@@ -12,6 +12,10 @@ from podlink.streams.worker.settings import ALERTS_TOPIC, INPUT_TOPICS, OUTPUT_T
 # Workers read the alerts topic back to know which alerts went out; an alert that expired from
 # it would page on-call again for a deadline still open. One small record per alert.
 TOPIC_CONFIGS = {ALERTS_TOPIC: {"retention.ms": "-1"}}
+# `podlink intake`'s memory of X-Request-Ids: one record per request id (compacted), the hash of
+# its body, read back at start so a repeat is recognised after a restart (docs/epr-exchange.md).
+INTAKE_REQUESTS_TOPIC = "podlink.intake-requests.v1"
+INTAKE_REQUESTS_CONFIG = {"cleanup.policy": "compact"}
 
 
 class TopicLayoutError(RuntimeError):
@@ -55,3 +59,4 @@ def _partition_counts(admin: KafkaAdminClient, names: list[str]) -> dict[str, in
     if not names:
         return {}
     return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+

@@ -9,6 +9,8 @@ from podlink.services.dead_letters import (
     dead_letter,
     format_line,
     listing,
+    redrive_line,
+    undelivered,
 )
 from podlink.services.kafka_options import aware_time
 
@@ -90,3 +92,31 @@ def test_times_must_say_their_zone():
         aware_time("2026-05-01T09:00")
     with pytest.raises(ValueError, match="not an ISO 8601 time"):
         aware_time("yesterday")
+
+
+def _undelivered_letter(offset: int, ms: int, key: bytes, request_id: str | None, source: str = "epr.fhir-messages.v1"):
+    headers = [("podlink-error", b"EPR refused the message: HTTP 400"), ("podlink-source-topic", source.encode()),
+               ("podlink-source-partition", b"0"), ("podlink-source-offset", str(offset).encode()),
+               ("podlink-epr-status", b"400")]
+    if request_id:
+        headers.append(("podlink-request-id", request_id.encode()))
+    letter = dead_letter(ms, 0, offset, headers, key, b"{}")
+    return letter, {(0, offset): {name: value.decode() for name, value in headers}}
+
+
+def test_redrive_takes_delivers_dead_letters_oldest_first_each_message_once():
+    rows = [
+        _undelivered_letter(3, MS + 3000, b"REF-B", "bundle-b1"),
+        _undelivered_letter(1, MS + 1000, b"REF-A", "bundle-a1"),
+        _undelivered_letter(2, MS + 2000, b"REF-A", "bundle-a1"),  # dead-lettered again after a restart
+        _undelivered_letter(4, MS + 4000, b"REF-A", None, "spa.referral-events.v1"),  # the worker's own
+        _undelivered_letter(5, MS + 5000, b"REF-A", "bundle-a2"),
+    ]
+    letters = [letter for letter, _ in rows]
+    headers = {k: v for _, h in rows for k, v in h.items()}
+    found = undelivered(letters, headers, None)
+    assert [(u.request_id, u.letter.offset) for u in found] == [("bundle-a1", 1), ("bundle-b1", 3), ("bundle-a2", 5)]
+    assert [u.request_id for u in undelivered(letters, headers, "REF-A")] == ["bundle-a1", "bundle-a2"]
+    assert redrive_line(found[0]) == (
+        "2026-05-01T09:00:01.123Z  referral=REF-A  X-Request-Id=bundle-a1  was=400  "
+        "reason=EPR refused the message: HTTP 400")
