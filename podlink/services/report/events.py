@@ -83,6 +83,9 @@ FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     # Published today and valid, but not in the report's tables.
     "risk.assessed": {}, "cpa.coordinator-assigned": {}, "cpa.review-held": {},
     "admission.started": {}, "admission.ended": {},
+    # The EPR delivery's and on-call dispatch's own events (docs/outcome-events.md).
+    "delivery.succeeded": {}, "delivery.failed": {},
+    "alert.sent": {}, "alert.failed": {}, "alert.acknowledged": {},
 }
 OPTIONAL = {"totalScore", "meanScore", "metricScore", "adherenceScore", "minutesFromReferral",
             "urgentSafetyOverride"}

@@ -250,3 +250,13 @@ def test_time_zones_in_scope_are_compared_as_moments():
     r = report(registered("REF-A", received=received),
                scope=Scope(since=datetime.fromisoformat("2026-06-01T10:00:00+01:00")))
     assert r["referrals"]["registered"] == 1
+
+
+def test_the_delivery_and_alert_services_events_are_podlinks_own_not_skipped_records():
+    from podlink.services.report.events import OutcomeEvent, Skipped
+    for kind in ("delivery.succeeded", "delivery.failed", "alert.sent", "alert.failed", "alert.acknowledged"):
+        raw = json.dumps({"specversion": "1.0", "id": f"id-{kind}", "type": f"uk.nhs.podlink.{kind}",
+                          "subject": "REF-1", "data": {"referralId": "REF-1"}})
+        assert isinstance(parse(raw), OutcomeEvent), kind
+    assert isinstance(parse(json.dumps({"id": "x", "type": "uk.nhs.podlink.alert.sneezed", "subject": "R",
+                                        "data": {"referralId": "R"}})), Skipped)
