@@ -65,7 +65,7 @@ _VALIDATED = ValidationCache(max_entries=200_000)
 
 def build_message(
     event: Event, episode: Episode, deadline: Deadline | None, *, base_url: str = DEFAULT_BASE_URL,
-    deadlines: tuple[Deadline, ...] = (),
+    deadlines: tuple[Deadline, ...] = (), validate: bool = True,
 ) -> Json:
     """The message Bundle (as JSON) for the change `event` made; `episode` is the state after it.
 
@@ -73,8 +73,11 @@ def build_message(
     its deadlines (every policy, open or closed), each sent as a Task with the CarePlan. `base_url` is
     the trust's namespace for podlink's own code systems, extensions and identifier systems
     (`PODLINK_FHIR_BASE_URL`). The same inputs always give an equal result, ids included.
-    Raises MappingError if the episode has no referral to send or the result would not be valid
-    FHIR, ValueError if `base_url` is not an absolute http(s) URL.
+    `validate` checks the result against fhir.resources and the R4 JSON Schema; the worker
+    skips that unless `PODLINK_FHIR_VALIDATION=full` (the tests prove the mappings instead:
+    docs/performance.md). Raises MappingError if the episode has no referral to send or (when
+    validating) the result would not be valid FHIR, ValueError if `base_url` is not an absolute
+    http(s) URL.
     """
     ns = namespace(base_url)
     referral = require_referral(episode)
@@ -94,7 +97,7 @@ def build_message(
             )
         ],
     }
-    return _validated(bundle)
+    return _validated(bundle) if validate else bundle
 
 
 def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Namespace,

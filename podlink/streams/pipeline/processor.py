@@ -53,7 +53,8 @@ class Result:
 
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,
-            position: Position | None = None, *, fhir_base_url: str = DEFAULT_BASE_URL) -> Result:
+            position: Position | None = None, *, fhir_base_url: str = DEFAULT_BASE_URL,
+            validate_fhir: bool = True) -> Result:
     step = apply(episode, accepted.event, policy, position)
     if not step.transitions:
         return Result(step.episode, step.verdict)
@@ -68,7 +69,7 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
         current = evaluation(transition.after, policy)
         deadline = current.deadline(FIRST_MEETING)
         messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url,
-                                      deadlines=current.deadlines))
+                                      deadlines=current.deadlines, validate=validate_fhir))
         outcomes.extend(outcome_events(transition, deadline))
         outcomes.extend(deadline_outcomes(previous, current))
         outcomes.extend(flag_event(flag) for flag in new_flags(previous, current))

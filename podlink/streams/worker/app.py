@@ -5,15 +5,20 @@ due by `deadlines.due_alerts`; whether a partition has been read to its end by `
 """
 from __future__ import annotations
 
+import logging
 import time
+import weakref
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 import faust
 import structlog
 from aiokafka.errors import IllegalStateError
+from faust.streams import _current_event
 from faust.types import TP
+from faust.types.events import EventT
 
 from podlink.streams.worker.alert_ledger import AlertLedger
 from podlink.streams.worker.broker_watch import install_broker_watch
@@ -42,6 +47,18 @@ log = structlog.get_logger("podlink")
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@contextmanager
+def _as_current(event: EventT) -> Iterator[None]:
+    """Faust's tables write to the store and changelog partition of the current event, which
+    in a batch Faust leaves unset: make it the event of the record being written for. Private
+    to faust-streaming, so it is pinned (pyproject)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class GroupConsumer:
@@ -92,7 +109,8 @@ class Worker:
             metrics=self.metrics, catch_up=self.catch_up,
             max_record_bytes=self.app.conf.producer_max_request_size,
             on_deadlines=self._deadlines_written, rules_fingerprint=self.loaded.fingerprint,
-            fhir_base_url=settings.fhir_base_url,
+            fhir_base_url=settings.fhir_base_url, validate_fhir=settings.fhir_validation == "full",
+            record_level=logging.getLevelName(settings.record_log_level.upper()),
         )
         self.deadline_scan = DeadlineScan(
             entries=self, index=self.index, consumer=self.consumer, send_alert=self._send_alert,
@@ -141,8 +159,10 @@ class Worker:
 
         @app.agent(self.inputs, name="episode-processor")
         async def episode_processor(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                self.records.handle(event.message)
+            # A batch is acked (and so committed) once handle_batch returns: at least once.
+            async for events in stream.take_events(s.batch_max_records, within=s.batch_wait_seconds):
+                self.records.handle_batch([event.message for event in events],
+                                          writing_as=lambda i: _as_current(events[i]))
 
         @app.timer(s.deadline_scan_seconds, name="deadline-scan")
         async def deadline_scan() -> None:
