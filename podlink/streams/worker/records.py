@@ -28,7 +28,7 @@ from podlink.streams.core.deadlines import FIRST_MEETING
 from podlink.streams.core.encoding import json_bytes
 from podlink.fhir_mappings import DEFAULT_BASE_URL
 from podlink.streams.core.episode import Episode, Policy, Position
-from podlink.streams.pipeline.processor import Result, process
+from podlink.streams.pipeline.processor import Known, Result, process
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers, structured
 from podlink.streams.worker.codecs import DEAD_LETTER_MARK, DEADLINE_ENTRY, EPISODE, DeadlineEntry
@@ -161,6 +161,7 @@ class RecordHandler:
         loaded = False
         changed: int | None = None  # the last record that changed the episode
         entry: tuple[int, DeadlineEntry] | None = None  # the last deadline entry written
+        known: Known | None = None  # the last evaluation, reused by the next record
         for i, read in group.records:
             message = messages[i]
             event = read.event
@@ -172,7 +173,8 @@ class RecordHandler:
                     loaded = True
                 result = process(episode, read, self.policy,
                                  Position(message.topic, message.partition, message.offset),
-                                 fhir_base_url=self.fhir_base_url, validate_fhir=self.validate_fhir)
+                                 fhir_base_url=self.fhir_base_url, validate_fhir=self.validate_fhir,
+                                 known=known)
                 outputs = [(FHIR_TOPIC, key, json_bytes(bundle), []) for bundle in result.fhir_messages]
                 outputs += [(OUTCOMES_TOPIC, key, *structured(outcome)) for outcome in result.outcomes]
             except Exception as exc:  # noqa: BLE001 - one event must never stop the partition
@@ -181,6 +183,7 @@ class RecordHandler:
                 continue
             if result.stores_episode:
                 episode, changed = result.episode, i
+                known = result.evaluated or known
             if result.watch_changed and result.watch is not None:
                 entry = (i, DeadlineEntry(message.partition, result.watch, self.rules_fingerprint))
             for output in outputs:

@@ -18,8 +18,8 @@ CARE_TOPIC = "pod.care-events.v1"
 
 def mixed_batch() -> list[Message]:
     """Three referrals interleaved (two on partition 0, one on partition 1), with a record that
-    is not JSON, a duplicate delivery of an event at a new offset, and a replay (the record of
-    an event already applied, read again at its own offset)."""
+    is not JSON, a duplicate delivery of an event at a new offset, and two replays (records of
+    events already applied, read again at their own offsets)."""
     pathways = {
         ("REF-A", 0): pathway("REF-A", T0, "on-time"),       # 8 events
         ("REF-B", 1): pathway("REF-B", T0, "care-first"),    # 2 care events before the referral
@@ -45,6 +45,8 @@ def mixed_batch() -> list[Message]:
     batch.append(message(accepted_a.topic, accepted_a.partition, accepted_a.key or b"", accepted_a.value or b""))
     contact_a = next(m for m in batch if m.key == b"REF-A" and b"contact.made" in (m.value or b""))
     batch.append(contact_a)  # the same topic, partition and offset: a replay
+    # A replay of the meeting that met REF-A's first-meeting deadline sends that news again.
+    batch.append(next(m for m in batch if m.key == b"REF-A" and b"meeting.held" in (m.value or b"")))
     return batch
 
 
@@ -79,14 +81,17 @@ def test_a_mixed_batch_gives_exactly_what_the_records_one_at_a_time_give():
         assert batched.catch_up.position(tp, None) == one_at_a_time.catch_up.position(tp, None)
 
     # What both must be, worked out from the pathways: REF-A 8 events applied, plus its
-    # contact.made replayed (sent again); REF-B's two care events wait, then its referral
-    # releases them (three messages for one record) and 5 more apply; REF-C 3 applied.
+    # contact.made and first meeting replayed (sent again); REF-B's two care events wait, then
+    # its referral releases them (three messages for one record) and 5 more apply; REF-C 3.
     fhir = [key for topic, key, _, _ in batched.sent if topic == FHIR_TOPIC]
-    assert (fhir.count(b"REF-A"), fhir.count(b"REF-B"), fhir.count(b"REF-C")) == (9, 8, 3)
+    assert (fhir.count(b"REF-A"), fhir.count(b"REF-B"), fhir.count(b"REF-C")) == (10, 8, 3)
+    met = [json.loads(v)["type"] for t, k, v, _ in batched.sent
+           if t == OUTCOMES_TOPIC and k == b"REF-A" and b"deadline.met" in (v or b"")]
+    assert met == ["uk.nhs.podlink.deadline.met"] * 2  # applied, then replayed
     outcomes = {verdict: 0.0 for verdict in ("applied", "pending", "duplicate", "replayed", "dead-letter")}
     for (_, outcome), n in counts(batched).items():
         outcomes[outcome] += n
-    assert outcomes == {"applied": 17, "pending": 2, "duplicate": 1, "replayed": 1, "dead-letter": 1}
+    assert outcomes == {"applied": 17, "pending": 2, "duplicate": 1, "replayed": 2, "dead-letter": 1}
     (key, value, headers), = [(k, v, dict(hs)) for t, k, v, hs in batched.sent if t == DEAD_LETTER_TOPIC]
     # Partition 0 of the referral topic: A and C received (0, 1), accepted (2, 3), then the bad one.
     assert (key, value, headers["podlink-source-offset"]) == (b"REF-A", b"{ not json", b"4")
@@ -95,7 +100,6 @@ def test_a_mixed_batch_gives_exactly_what_the_records_one_at_a_time_give():
     # last care event is offset 6 (A and C's contacts at 0 and 1, then A's five).
     episode_a = json.loads(batched.episodes[b"REF-A"])
     assert episode_a["positions"] == {f"{SPA_TOPIC}/0": 2, f"{CARE_TOPIC}/0": 6}
-    assert [key for topic, key, _, _ in batched.sent if topic == OUTCOMES_TOPIC]
 
 
 def test_each_referral_is_loaded_and_stored_once_per_batch():
