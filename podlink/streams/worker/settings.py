@@ -94,10 +94,10 @@ class Settings(BaseSettings):
         "of the records handled is logged each second instead)"
     )
     batch_max_records: int = Field(
-        default=500, ge=1, description="most input records handled as one batch (grouped by referral)"
+        default=50, ge=1, description="most input records handled as one batch (grouped by referral; the event loop waits for a whole batch)"
     )
     batch_wait_seconds: float = Field(
-        default=0.05, gt=0, description="longest a batch waits to fill before it is handled"
+        default=0.01, gt=0, description="longest a batch waits to fill before it is handled"
     )
     kafka_security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
