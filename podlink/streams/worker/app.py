@@ -5,6 +5,7 @@ due by `deadlines.due_alerts`; whether a partition has been read to its end by `
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -43,6 +44,8 @@ from podlink.streams.worker.settings import (
 )
 
 log = structlog.get_logger("podlink")
+# Records handled between two yields to the event loop (about 1 ms each when saturated).
+HOLD_RECORDS = 50
 
 
 def utc_now() -> datetime:
@@ -161,8 +164,13 @@ class Worker:
         async def episode_processor(stream: faust.StreamT) -> None:
             # A batch is acked (and so committed) once handle_batch returns: at least once.
             async for events in stream.take_events(s.batch_max_records, within=s.batch_wait_seconds):
-                self.records.handle_batch([event.message for event in events],
-                                          writing_as=lambda i: _as_current(events[i]))
+                # Handled a slice at a time, yielding between slices: a slice holds the event
+                # loop for tens of milliseconds, a whole batch for hundreds.
+                for start in range(0, len(events), HOLD_RECORDS):
+                    part = events[start:start + HOLD_RECORDS]
+                    self.records.handle_batch([event.message for event in part],
+                                              writing_as=lambda i, part=part: _as_current(part[i]))
+                    await asyncio.sleep(0)
 
         @app.timer(s.deadline_scan_seconds, name="deadline-scan")
         async def deadline_scan() -> None:

@@ -94,7 +94,8 @@ class Settings(BaseSettings):
         "of the records handled is logged each second instead)"
     )
     batch_max_records: int = Field(
-        default=50, ge=1, description="most input records handled as one batch (grouped by referral; the event loop waits for a whole batch)"
+        default=500, ge=1, description="most input records taken off the consumer as one batch (grouped by "
+        "referral, 50 records at a time; acknowledged once all are handled)"
     )
     batch_wait_seconds: float = Field(
         default=0.01, gt=0, description="longest a batch waits to fill before it is handled"
