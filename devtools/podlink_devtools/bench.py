@@ -170,7 +170,8 @@ def _measure(settings: Settings, pathways: int, broker: BenchBroker, work_dir: P
     if not broker.tansu:
         # A new group would otherwise start with every event the topics already hold.
         asyncio.run(start_group_at_end(bootstrap, group))
-    worker = start_worker(bootstrap, group, work_dir / "data", work_dir / "worker.log", broker.tansu)
+    worker = start_worker(bootstrap, group, work_dir / "data", work_dir / "worker.log", broker.tansu,
+                          settings=settings)
     try:
         saturated, paced = asyncio.run(_end_to_end(bootstrap, worker, records, run_id))
     finally:
@@ -271,11 +272,24 @@ async def start_group_at_end(bootstrap: str, group: str) -> None:
         await consumer.stop()
 
 
+# The settings a bench passes on to its worker from its own environment (a worker started by
+# a bench gets no other PODLINK_ variable), so that their cost can be measured.
+TUNING = ("fhir_validation", "batch_max_records", "batch_wait_seconds")
+
+
+def tuning(settings: Settings) -> dict[str, str]:
+    return {f"PODLINK_{name.upper()}": str(getattr(settings, name)) for name in TUNING}
+
+
 def start_worker(bootstrap: str, group: str, data_dir: Path, log_path: Path,
-                 tansu: bool = False, web_port: int | None = None) -> subprocess.Popen[bytes]:
+                 tansu: bool = False, web_port: int | None = None,
+                 settings: Settings | None = None) -> subprocess.Popen[bytes]:
     """A worker in a process of its own; `web_port` for a bench that reads its endpoints."""
     # Tansu under-reports end offsets, which Faust's recovery check takes for a corrupt store.
     extra = {"PODLINK_RECOVERY_CONSISTENCY_CHECK": "false"} if tansu else {}
+    if settings is not None:
+        extra |= tuning(settings)
+        progress("worker settings: " + ", ".join(f"{k}={v}" for k, v in tuning(settings).items()))
     # Its own session keeps Ctrl-C from stopping the worker before the bench has stopped.
     env = worker_environment(bootstrap, data_dir, group, web_port or free_port(), extra)
     worker = launch(env, log_path, new_session=True)

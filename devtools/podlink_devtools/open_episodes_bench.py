@@ -83,7 +83,7 @@ def _measure(settings: Settings, episodes: int, broker: BenchBroker, work_dir: P
     asyncio.run(bench.start_group_at_end(broker.bootstrap, group))
     records = recovery_bench.open_referrals(f"OPEN-{run_id}", episodes)
     data_dir, log, port = work_dir / "data", work_dir / "worker.log", free_port()
-    worker = bench.start_worker(broker.bootstrap, group, data_dir, log, web_port=port)
+    worker = bench.start_worker(broker.bootstrap, group, data_dir, log, web_port=port, settings=settings)
     try:
         recovery_bench.wait_for_line(log, worker, lambda line: line.get("event") == "tables recovered")
         idle = _memory(worker.pid)

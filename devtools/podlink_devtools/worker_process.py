@@ -82,8 +82,10 @@ class WorkerProcess:
 
     def start(self) -> "WorkerProcess":
         self.runs += 1
-        # Tests scan deadlines every second, on three partitions unless they say otherwise.
-        extra = {"PODLINK_DEADLINE_SCAN_SECONDS": "1", "PODLINK_PARTITIONS": "3", **self.env}
+        # Tests scan deadlines every second, on three partitions unless they say otherwise, and
+        # read what each record did from its log line (at debug by default).
+        extra = {"PODLINK_DEADLINE_SCAN_SECONDS": "1", "PODLINK_PARTITIONS": "3",
+                 "PODLINK_RECORD_LOG_LEVEL": "info", **self.env}
         env = worker_environment(self.bootstrap, self.data_dir, self.group_id, self.web_port, extra)
         self.proc = launch(env, self.log_path)
         return self

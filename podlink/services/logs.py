@@ -5,6 +5,7 @@ the same renderer, so a log pipeline sees one format from a worker, and a person
 """
 from __future__ import annotations
 
+import logging
 import logging.config
 import sys
 from typing import Any
@@ -54,6 +55,11 @@ def configure(fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     logging.config.dictConfig(stdlib_config())
+
+
+def set_level(level: str) -> None:
+    """Drop podlink's log lines below `level` (`PODLINK_LOG_LEVEL`) before they are rendered."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())))
 
 
 def stdlib_config() -> dict[str, Any]:

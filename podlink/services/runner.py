@@ -101,6 +101,7 @@ def run_worker(settings: Settings) -> int:
     except Exception as exc:  # noqa: BLE001 - say what failed, not a traceback, to operators
         print(f"podlink: cannot reach Kafka at {settings.kafka_bootstrap}: {error_text(exc)}", file=sys.stderr)
         return 2
+    logs.set_level(settings.log_level)
     worker = Worker(settings.model_copy(update={"partitions": partitions}), loaded=loaded)
     add_endpoints(worker)
     if logs.view() is not None:
@@ -142,6 +143,8 @@ def run_embedded(settings: Settings, sample_interval: float) -> int:
             # offsets, which Faust's recovery check would take for a corrupt store.
             "session_timeout_seconds": 6.0,
             "recovery_consistency_check": False,
+            # The terminal view shows each record as it is handled.
+            "record_log_level": "info",
             # The embedded broker is plain, whatever the production brokers need.
             **{name: Settings.model_fields[name].default for name in KAFKA_SECURITY_FIELDS},
         })

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, Union
 
 from podlink.streams.core.deadlines import Audience, Deadline, Severity
@@ -163,11 +164,20 @@ class _Book:
     cancelled: set[str] = field(default_factory=set)
     flags: dict[tuple[str, str], Flag] = field(default_factory=dict)
     outcomes: dict[tuple[str, tuple[str, ...]], Outcome] = field(default_factory=dict)
+    # open() is asked once per rule and occurrence, and changes only when a deadline does.
+    _open_now: Mapping[str, Deadline] | None = None
 
-    def open(self) -> dict[str, Deadline]:
-        return {d.policy: d for d in self.deadlines.values() if d.is_open}
+    def open(self) -> Mapping[str, Deadline]:
+        if self._open_now is None:
+            self._open_now = MappingProxyType({d.policy: d for d in self.deadlines.values() if d.is_open})
+        return self._open_now
 
     def apply(self, effect: Effect) -> None:
+        self._apply(effect)
+        if not isinstance(effect, (RaiseFlag, EmitOutcome)):
+            self._open_now = None  # after the change: _apply itself reads open()
+
+    def _apply(self, effect: Effect) -> None:
         match effect:
             case OpenDeadline():
                 self._open(effect)

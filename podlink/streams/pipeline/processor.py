@@ -35,6 +35,27 @@ class Watch:
 
 
 @dataclass(frozen=True)
+class Known:
+    """An episode and its evaluation, already worked out."""
+
+    episode: Episode
+    evaluation: Evaluation
+
+    def of(self, episode: Episode) -> Evaluation | None:
+        """The evaluation, if `episode` is this one but for where records were read (positions,
+        which no rule reads: they are podlink's bookkeeping, not anything that happened)."""
+        known = self.episode
+        if episode is known:
+            return self.evaluation
+        for name in Episode.model_fields:
+            if name != "positions":
+                mine, theirs = getattr(known, name), getattr(episode, name)
+                if mine is not theirs and mine != theirs:
+                    return None
+        return self.evaluation
+
+
+@dataclass(frozen=True)
 class Result:
     episode: Episode
     verdict: Verdict
@@ -45,6 +66,9 @@ class Result:
     fhir_messages: list[dict[str, Any]] = field(default_factory=list)
     outcomes: list[dict[str, Any]] = field(default_factory=list)
     rule_failures: tuple[RuleFailure, ...] = ()
+    # The episode the last transition led to, and its evaluation: the next event's "before",
+    # once its position is recorded (`known` of `process`).
+    evaluated: Known | None = None
 
     @property
     def stores_episode(self) -> bool:
@@ -53,13 +77,17 @@ class Result:
 
 
 def process(episode: Episode | None, accepted: Accepted, policy: Policy,
-            position: Position | None = None, *, fhir_base_url: str = DEFAULT_BASE_URL) -> Result:
+            position: Position | None = None, *, fhir_base_url: str = DEFAULT_BASE_URL,
+            validate_fhir: bool = True, known: Known | None = None) -> Result:
+    """`known`: the evaluation of the episode the previous event led to (`Result.evaluated`),
+    so that it is not worked out again; the result is the same with or without it."""
     step = apply(episode, accepted.event, policy, position)
     if not step.transitions:
         return Result(step.episode, step.verdict)
     # A replay carries the transition it repeats: the same outputs, with the same ids, from
     # the state the replayed record led to.
-    first = evaluation(step.transitions[0].before, policy)
+    before = step.transitions[0].before
+    first = (known.of(before) if known is not None else None) or evaluation(before, policy)
     previous = first
     messages: list[dict[str, Any]] = []
     outcomes: list[dict[str, Any]] = []
@@ -68,7 +96,7 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
         current = evaluation(transition.after, policy)
         deadline = current.deadline(FIRST_MEETING)
         messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url,
-                                      deadlines=current.deadlines))
+                                      deadlines=current.deadlines, validate=validate_fhir))
         outcomes.extend(outcome_events(transition, deadline))
         outcomes.extend(deadline_outcomes(previous, current))
         outcomes.extend(flag_event(flag) for flag in new_flags(previous, current))
@@ -88,4 +116,5 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
         fhir_messages=messages,
         outcomes=outcomes,
         rule_failures=tuple(failures),
+        evaluated=Known(step.transitions[-1].after, previous),
     )

@@ -6,15 +6,20 @@ due by `deadlines.due_alerts`; whether a partition has been read to its end by `
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import weakref
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 import faust
 import structlog
 from aiokafka.errors import IllegalStateError
+from faust.streams import _current_event
 from faust.types import TP
+from faust.types.events import EventT
 
 from podlink.streams.worker.alert_ledger import AlertLedger
 from podlink.streams.worker.broker_watch import install_broker_watch
@@ -39,10 +44,24 @@ from podlink.streams.worker.settings import (
 )
 
 log = structlog.get_logger("podlink")
+# Records handled between two yields to the event loop (about 1 ms each when saturated).
+HOLD_RECORDS = 50
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+@contextmanager
+def _as_current(event: EventT) -> Iterator[None]:
+    """Faust's tables write to the store and changelog partition of the current event, which
+    in a batch Faust leaves unset: make it the event of the record being written for. Private
+    to faust-streaming, so it is pinned (pyproject)."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 class GroupConsumer:
@@ -94,7 +113,8 @@ class Worker:
             metrics=self.metrics, catch_up=self.catch_up,
             max_record_bytes=self.app.conf.producer_max_request_size,
             on_deadlines=self._deadlines_written, rules_fingerprint=self.loaded.fingerprint,
-            fhir_base_url=settings.fhir_base_url,
+            fhir_base_url=settings.fhir_base_url, validate_fhir=settings.fhir_validation == "full",
+            record_level=logging.getLevelName(settings.record_log_level.upper()),
         )
         self.deadline_scan = DeadlineScan(
             entries=self, index=self.index, consumer=self.consumer, send_alert=self._send_alert,
@@ -143,8 +163,15 @@ class Worker:
 
         @app.agent(self.inputs, name="episode-processor")
         async def episode_processor(stream: faust.StreamT) -> None:
-            async for event in stream.events():
-                self.records.handle(event.message)
+            # A batch is acked (and so committed) once handle_batch returns: at least once.
+            async for events in stream.take_events(s.batch_max_records, within=s.batch_wait_seconds):
+                # Handled a slice at a time, yielding between slices: a slice holds the event
+                # loop for tens of milliseconds, a whole batch for hundreds.
+                for start in range(0, len(events), HOLD_RECORDS):
+                    part = events[start:start + HOLD_RECORDS]
+                    self.records.handle_batch([event.message for event in part],
+                                              writing_as=lambda i, part=part: _as_current(part[i]))
+                    await asyncio.sleep(0)
 
         @app.timer(s.deadline_scan_seconds, name="deadline-scan")
         async def deadline_scan() -> None:

@@ -1,14 +1,23 @@
-"""What the worker does with one input record: read it, process it, store and send what it led to.
+"""What the worker does with the input records a batch brought: read them, process them, store
+and send what they led to.
+
+A batch is grouped by referral: each referral's episode is loaded once, moved on by its records
+in the order they were read, and stored once; every output is handed to the producer in one go.
+What is stored and sent is what handling the records one at a time would have stored and sent
+(tests/unit/worker/test_batches.py holds it to that): a batch of one is the per-record path.
 
 Every record ends somewhere and is counted once: applied, pending, duplicate, replayed, out of
-scope, or on the dead-letter topic with a reason. No exception leaves `handle`: an exception
-would crash the Faust agent, whose restart drops the records it had fetched.
+scope, or on the dead-letter topic with a reason. No exception leaves `handle_batch`: an
+exception would crash the Faust agent, whose restart drops the records it had fetched.
 """
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, MutableMapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -18,8 +27,8 @@ from podlink.streams.core.contract import Accepted, Rejection, read_record
 from podlink.streams.core.deadlines import FIRST_MEETING
 from podlink.streams.core.encoding import json_bytes
 from podlink.fhir_mappings import DEFAULT_BASE_URL
-from podlink.streams.core.episode import Policy, Position
-from podlink.streams.pipeline.processor import Result, process
+from podlink.streams.core.episode import Episode, Policy, Position
+from podlink.streams.pipeline.processor import Known, Result, process
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers, structured
 from podlink.streams.worker.codecs import DEAD_LETTER_MARK, DEADLINE_ENTRY, EPISODE, DeadlineEntry
@@ -31,6 +40,8 @@ log = structlog.get_logger("podlink")
 Send = Callable[[str, bytes | None, bytes | None, Headers], None]
 # Room left in a producer request for the record's framing and our headers.
 RECORD_OVERHEAD_BYTES = 4096
+# How often the per-record tally is logged while per-record lines are not.
+SUMMARY_SECONDS = 1.0
 
 
 class Message(Protocol):
@@ -40,6 +51,46 @@ class Message(Protocol):
     timestamp: float
     key: bytes | None
     value: bytes | None
+
+
+# Table writes go to the store and changelog partition of the record being handled: the Faust
+# agent makes the record's event the current one (app.py), a test needs nothing.
+WritingAs = Callable[[int], AbstractContextManager[Any]]
+
+
+def _anywhere(index: int) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+@dataclass
+class _Marks:
+    """One input partition's dead-letter mark as the batch found it, and what the batch added.
+
+    A batch's groups are handled one referral after another, so its rejections are not made in
+    offset order; within a batch a partition's offsets only grow (unless read again), so an
+    offset at or below the mark the batch found, or one this batch dead-lettered, is a re-read.
+    """
+
+    found: int | None
+    added: set[int] = field(default_factory=set)
+
+    def dead_lettered(self, offset: int) -> bool:
+        return (self.found is not None and offset <= self.found) or offset in self.added
+
+    def add(self, offset: int) -> None:
+        self.added.add(offset)
+
+    @property
+    def highest(self) -> int:
+        return max([*self.added, *([] if self.found is None else [self.found])])
+
+
+@dataclass
+class _Group:
+    """One referral's records in a batch: their indexes in the batch, in the order read."""
+
+    key: bytes
+    records: list[tuple[int, Accepted]] = field(default_factory=list)
 
 
 @dataclass
@@ -59,72 +110,132 @@ class RecordHandler:
     on_deadlines: Callable[[bytes, DeadlineEntry], None] = lambda key, entry: None
     rules_fingerprint: str = ""
     fhir_base_url: str = DEFAULT_BASE_URL  # the trust's namespace for podlink's FHIR terms
+    validate_fhir: bool = True  # every message through fhir.resources and the R4 JSON Schema
+    # The level of the one line per record; at saturation that is thousands a second, so by
+    # default debug, with a summary at info every SUMMARY_SECONDS instead.
+    record_level: int = logging.DEBUG
+    clock: Callable[[], float] = time.monotonic
+    _tally: Counter[str] = field(default_factory=Counter, init=False, repr=False)
+    _tally_since: float | None = field(default=None, init=False, repr=False)
 
     def handle(self, message: Message) -> None:
-        try:
-            self._handle(message)
-        except Exception as exc:  # noqa: BLE001 - the last resort: say so, and go on
-            log.error("record not handled", error=type(exc).__name__, **_where(message))
-        self.catch_up.processed(TP(message.topic, message.partition), message.offset, time.monotonic())
-        self.metrics.processing_latency.observe(max(time.time() - message.timestamp, 0.0))
+        """One record: a batch of one."""
+        self.handle_batch([message])
 
-    def _handle(self, message: Message) -> None:
-        try:
-            read = read_record(message.key, message.value)
-        except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on deeply nested JSON
-            read = Rejection(f"podlink could not read the record ({type(exc).__name__})")
-        if isinstance(read, Rejection):
-            self._reject(message, read.reason, UNREADABLE)
-            return
-        event = read.event
-        key = event.referral_id.encode()
-        context = {"referral": event.referral_id, "type": event.type}
-        try:
-            result = self._process(key, read, message)
-        except Exception as exc:  # noqa: BLE001 - one event must never stop the partition
-            self._reject(message, f"podlink could not process the event ({type(exc).__name__})",
-                         event.type, **context)
-            return
-        self.metrics.record(message.topic, event.type, result.verdict)
+    def handle_batch(self, messages: Sequence[Message], writing_as: WritingAs = _anywhere) -> None:
+        """The records of one batch, in the order the consumer returned them; `writing_as(i)`
+        makes table writes go where the i-th record's would."""
+        logs_records = log.is_enabled_for(self.record_level)
+        marks: dict[bytes, _Marks] = {}  # each partition's mark as the batch found it
+        groups: dict[bytes, _Group] = {}
+        for i, message in enumerate(messages):
+            try:
+                read = read_record(message.key, message.value)
+            except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on deeply nested JSON
+                read = Rejection(f"podlink could not read the record ({type(exc).__name__})")
+            if isinstance(read, Rejection):
+                try:
+                    self._reject(messages, i, read.reason, UNREADABLE, marks, writing_as, logs_records)
+                except Exception as exc:  # noqa: BLE001 - the last resort: say so, and go on
+                    _not_handled(exc, [message])
+                continue
+            key = read.event.referral_id.encode()
+            groups.setdefault(key, _Group(key)).records.append((i, read))
+        for group in groups.values():
+            try:
+                self._handle_group(messages, group, marks, writing_as, logs_records)
+            except Exception as exc:  # noqa: BLE001 - the last resort: say so, and go on
+                _not_handled(exc, [messages[i] for i, _ in group.records])
+        now = time.monotonic()
+        wall = time.time()
+        for message in messages:
+            self.catch_up.processed(TP(message.topic, message.partition), message.offset, now)
+            self.metrics.processing_latency.observe(max(wall - message.timestamp, 0.0))
+        if not logs_records:
+            self._summarise()
+
+    def _handle_group(self, messages: Sequence[Message], group: _Group, marks: dict[bytes, _Marks],
+                      writing_as: WritingAs, logs_records: bool) -> None:
+        key = group.key
+        episode: Episode | None = None
+        loaded = False
+        changed: int | None = None  # the last record that changed the episode
+        entry: tuple[int, DeadlineEntry] | None = None  # the last deadline entry written
+        known: Known | None = None  # the last evaluation, reused by the next record
+        for i, read in group.records:
+            message = messages[i]
+            event = read.event
+            context = {"referral": event.referral_id, "type": event.type}
+            try:
+                if not loaded:
+                    stored = self.episodes.get(key)
+                    episode = EPISODE.decode(stored) if stored else None
+                    loaded = True
+                result = process(episode, read, self.policy,
+                                 Position(message.topic, message.partition, message.offset),
+                                 fhir_base_url=self.fhir_base_url, validate_fhir=self.validate_fhir,
+                                 known=known)
+                outputs = [(FHIR_TOPIC, key, json_bytes(bundle), []) for bundle in result.fhir_messages]
+                outputs += [(OUTCOMES_TOPIC, key, *structured(outcome)) for outcome in result.outcomes]
+            except Exception as exc:  # noqa: BLE001 - one event must never stop the partition
+                self._reject(messages, i, f"podlink could not process the event ({type(exc).__name__})",
+                             event.type, marks, writing_as, logs_records, **context)
+                continue
+            if result.stores_episode:
+                episode, changed = result.episode, i
+                known = result.evaluated or known
+            if result.watch_changed and result.watch is not None:
+                entry = (i, DeadlineEntry(message.partition, result.watch, self.rules_fingerprint))
+            for output in outputs:
+                self.send(*output)
+            self._count(message, event.type, result, context, logs_records)
+        if changed is not None and episode is not None:
+            with writing_as(changed):
+                self.episodes[key] = EPISODE.encode(episode)
+        if entry is not None:
+            with writing_as(entry[0]):
+                self.deadlines[key] = DEADLINE_ENTRY.encode(entry[1])
+            self.on_deadlines(key, entry[1])
+
+    def _count(self, message: Message, event_type: str, result: Result, context: dict[str, str],
+               logs_records: bool) -> None:
+        self.metrics.record(message.topic, event_type, result.verdict)
+        self._tally[result.verdict] += 1
         for failure in result.rule_failures:
             self.metrics.rule_failed(failure.rule)
             log.error("rule failed; the event was applied without it", rule=failure.rule,
                       error=failure.error, **context)
-        opened = {d.policy: d.due_at.isoformat() for d in result.opened}
-        log.info("record", outcome=result.verdict, **context,
-                 fhir_messages=len(result.fhir_messages),
-                 outcome_events=[o["type"] for o in result.outcomes],
-                 deadline=opened.pop(FIRST_MEETING, None), other_deadlines=opened or None,
-                 **_where(message))
+        if logs_records:
+            opened = {d.policy: d.due_at.isoformat() for d in result.opened}
+            log.log(self.record_level, "record", outcome=result.verdict, **context,
+                    fhir_messages=len(result.fhir_messages),
+                    outcome_events=[o["type"] for o in result.outcomes],
+                    deadline=opened.pop(FIRST_MEETING, None), other_deadlines=opened or None,
+                    **_where(message))
 
-    def _process(self, key: bytes, read: Accepted, message: Message) -> Result:
-        stored = self.episodes.get(key)
-        episode = EPISODE.decode(stored) if stored else None
-        result = process(episode, read, self.policy, Position(message.topic, message.partition, message.offset),
-                         fhir_base_url=self.fhir_base_url)
-        if result.stores_episode:
-            self.episodes[key] = EPISODE.encode(result.episode)
-        if result.watch_changed and result.watch is not None:
-            entry = DeadlineEntry(message.partition, result.watch, self.rules_fingerprint)
-            self.deadlines[key] = DEADLINE_ENTRY.encode(entry)
-            self.on_deadlines(key, entry)
-        for bundle in result.fhir_messages:
-            self.send(FHIR_TOPIC, key, json_bytes(bundle), [])
-        for outcome in result.outcomes:
-            self.send(OUTCOMES_TOPIC, key, *structured(outcome))
-        return result
-
-    def _reject(self, message: Message, reason: str, event_type: str, **context: str) -> None:
+    def _reject(self, messages: Sequence[Message], i: int, reason: str, event_type: str,
+                marks: dict[bytes, _Marks], writing_as: WritingAs, logs_records: bool,
+                **context: str) -> None:
+        message = messages[i]
         mark_key = Position(message.topic, message.partition, message.offset).partition_key.encode()
-        mark = self.dead_letter_marks.get(mark_key)
-        if mark is not None and message.offset <= DEAD_LETTER_MARK.decode(mark):
+        if mark_key not in marks:
+            stored = self.dead_letter_marks.get(mark_key)
+            marks[mark_key] = _Marks(DEAD_LETTER_MARK.decode(stored) if stored is not None else None)
+        mark = marks[mark_key]
+        if mark.dead_lettered(message.offset):
             self.metrics.record(message.topic, event_type, "replayed")
-            log.info("record rejected", outcome="replayed", reason=reason, **context, **_where(message))
+            self._tally["replayed"] += 1
+            if logs_records:
+                log.log(self.record_level, "record rejected", outcome="replayed", reason=reason,
+                        **context, **_where(message))
             return
         self.send(DEAD_LETTER_TOPIC, message.key, *self._dead_letter(message, reason))
-        self.dead_letter_marks[mark_key] = DEAD_LETTER_MARK.encode(message.offset)
+        mark.add(message.offset)
+        with writing_as(i):
+            self.dead_letter_marks[mark_key] = DEAD_LETTER_MARK.encode(mark.highest)
         self.metrics.dead_letter(reason)
         self.metrics.record(message.topic, event_type, "dead-letter")
+        self._tally["dead-letter"] += 1
         log.warning("record rejected", outcome="dead-letter", reason=reason, **context, **_where(message))
 
     def _dead_letter(self, message: Message, reason: str) -> tuple[bytes | None, Headers]:
@@ -139,6 +250,23 @@ class RecordHandler:
             return message.value, headers
         # Too large to send on: the source topic still holds it at the offset in the headers.
         return None, [*headers, ("podlink-value-omitted", f"{len(message.value or b'')} bytes".encode())]
+
+    def _summarise(self) -> None:
+        now = self.clock()
+        if self._tally_since is None:
+            self._tally_since = now
+        elapsed = now - self._tally_since
+        if elapsed < SUMMARY_SECONDS:
+            return
+        log.info("records", seconds=round(elapsed, 3), records=sum(self._tally.values()),
+                 **{outcome.replace("-", "_"): n for outcome, n in sorted(self._tally.items())})
+        self._tally.clear()
+        self._tally_since = now
+
+
+def _not_handled(exc: Exception, messages: list[Message]) -> None:
+    for message in messages:
+        log.error("record not handled", error=type(exc).__name__, **_where(message))
 
 
 def _where(message: Message) -> dict[str, Any]:

@@ -80,6 +80,26 @@ class Settings(BaseSettings):
         description="the trust's base URL for podlink's own FHIR CodeSystems, extensions and identifier "
         "systems (an example.org placeholder until set; see docs/fhir-mapping.md)",
     )
+    fhir_validation: Literal["off", "full"] = Field(
+        default="off",
+        description="full: check every FHIR message with fhir.resources and the R4 JSON Schema before "
+        "sending it (a message that fails is dead-lettered; costs a third of the worker's throughput, "
+        "docs/performance.md); off: the mappings are proven by the test suite instead",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="the least severe log lines written (debug adds one line per record)"
+    )
+    record_log_level: Literal["debug", "info"] = Field(
+        default="debug", description="the level of the one log line per record (at info, a summary "
+        "of the records handled is logged each second instead)"
+    )
+    batch_max_records: int = Field(
+        default=500, ge=1, description="most input records taken off the consumer as one batch (grouped by "
+        "referral, 50 records at a time; acknowledged once all are handled)"
+    )
+    batch_wait_seconds: float = Field(
+        default=0.01, gt=0, description="longest a batch waits to fill before it is handled"
+    )
     kafka_security_protocol: SecurityProtocol = Field(
         default="PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
     )

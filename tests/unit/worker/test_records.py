@@ -190,3 +190,36 @@ def test_fhir_messages_name_podlinks_own_terms_under_the_configured_base_url(h):
     request = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
     assert request["identifier"][0]["system"] == "https://fhir.trust.example/podlink/Id/referral-id"
     assert b"podlink.example.org" not in value
+
+
+def test_at_info_records_are_counted_once_a_second_instead_of_logged_one_by_one(h):
+    import logging
+
+    import structlog
+    from structlog.testing import capture_logs
+
+    ticks = iter([0.0, 0.4, 1.2])
+    handler = h.handler()
+    handler.clock = lambda: next(ticks)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    try:
+        with capture_logs() as logged:
+            handler.handle(referral("REF-1", offset=0))
+            handler.handle(Message(b"REF-9", b"{ not json", offset=1))
+            handler.handle(referral("REF-2", offset=2))
+    finally:
+        structlog.reset_defaults()
+    assert [e["event"] for e in logged] == ["record rejected", "records"]
+    assert {k: v for k, v in logged[1].items() if k != "log_level"} == {
+        "event": "records", "seconds": 1.2, "records": 3, "applied": 2, "dead_letter": 1}
+
+
+def test_at_debug_each_record_has_its_line_and_no_summary(h):
+    from structlog.testing import capture_logs
+
+    handler = h.handler()
+    handler.clock = iter([0.0, 5.0]).__next__
+    with capture_logs() as logged:
+        handler.handle(referral("REF-1", offset=0))
+        handler.handle(referral("REF-2", offset=1))
+    assert [(e["event"], e["referral"]) for e in logged] == [("record", "REF-1"), ("record", "REF-2")]

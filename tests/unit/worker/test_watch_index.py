@@ -62,7 +62,9 @@ def test_a_superseded_moment_does_not_wake_the_referral():
     assert index.due(T0 + hours(18)) == [] and index.due(T0 + hours(42)) == [b"a"]
 
 
-def test_a_rebuild_yields_to_the_event_loop_and_indexes_every_entry():
+def test_a_rebuild_yields_to_the_event_loop_and_indexes_every_entry(monkeypatch):
+    # Yield after every entry: the longest hold allowed is no time at all.
+    monkeypatch.setattr("podlink.streams.worker.watch_index.REBUILD_HOLD_SECONDS", 0.0)
     entries = [(f"k{i}".encode(), _entry(24)) for i in range(1001)] + [(b"gone", None)]
     yields = 0
 
@@ -79,5 +81,5 @@ def test_a_rebuild_yields_to_the_event_loop_and_indexes_every_entry():
         return indexed
 
     assert asyncio.run(rebuild()) == 1002
-    # A yield after every 200 entries: five, the first of which only starts the counter.
-    assert yields >= 4
+    # A yield after each of the 1,002 entries, the first of which only starts the counter.
+    assert yields >= 1001
