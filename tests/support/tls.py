@@ -39,6 +39,10 @@ def _certificate(subject: str, key: rsa.RSAPrivateKey, issuer: x509.Name | None,
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        # Python 3.13 verifies strictly (VERIFY_X509_STRICT) and refuses a chain without these.
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key((signer or key).public_key()),
+                       critical=False)
     )
     if ca:
         builder = builder.add_extension(x509.KeyUsage(
