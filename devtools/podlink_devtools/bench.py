@@ -283,10 +283,13 @@ def tuning(settings: Settings) -> dict[str, str]:
 
 def start_worker(bootstrap: str, group: str, data_dir: Path, log_path: Path,
                  tansu: bool = False, web_port: int | None = None,
-                 settings: Settings | None = None) -> subprocess.Popen[bytes]:
-    """A worker in a process of its own; `web_port` for a bench that reads its endpoints."""
+                 settings: Settings | None = None, record_lines: bool = False) -> subprocess.Popen[bytes]:
+    """A worker in a process of its own; `web_port` for a bench that reads its endpoints;
+    `record_lines` for one that waits for a record's own log line (logged at debug otherwise)."""
     # Tansu under-reports end offsets, which Faust's recovery check takes for a corrupt store.
     extra = {"PODLINK_RECOVERY_CONSISTENCY_CHECK": "false"} if tansu else {}
+    if record_lines:
+        extra["PODLINK_RECORD_LOG_LEVEL"] = "info"
     if settings is not None:
         extra |= tuning(settings)
         progress("worker settings: " + ", ".join(f"{k}={v}" for k, v in tuning(settings).items()))

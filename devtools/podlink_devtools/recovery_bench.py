@@ -163,7 +163,7 @@ def _restart(label: str, bootstrap: str, group: str, data_dir: Path, log: Path, 
     sentinel = f"RECOVERY-{run_id}-SENTINEL-{label.upper()}"
     progress(f"{label} restart: {total} changelog records")
     started = time.time()
-    worker = start_worker(bootstrap, group, data_dir, log)
+    worker = start_worker(bootstrap, group, data_dir, log, record_lines=True)
     try:
         send_records(bootstrap, pathway(sentinel, datetime.now(timezone.utc), "at-risk")[:1])
         served = wait_for_line(log, worker, lambda line: line.get("event") == "record"
