@@ -35,11 +35,12 @@ def view() -> TerminalView | None:
 
 
 def say(text: str) -> None:
-    """A message for whoever runs podlink, on standard output: wrapped to a terminal's width."""
-    if _view is not None:
-        _view.say(text)
-    else:
-        print(text, flush=True)
+    """A message for whoever runs podlink, on standard output: wrapped to a terminal's width.
+
+    Written as the log lines are, under the same lock: notify and the EPR exchange start logging
+    from their threads while `podlink run` is still printing where to look.
+    """
+    structlog.PrintLogger(sys.stdout).msg(_view.wrapped(text) if _view is not None else text)
 
 
 def _renderer() -> Any:

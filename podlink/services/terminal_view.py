@@ -246,6 +246,8 @@ class TerminalView:
             self.console.print(text, end="", soft_wrap=True)
         return captured.get()
 
-    def say(self, text: str) -> None:
-        """Print a message (wrapped to the width) outside the log events, e.g. how to look."""
-        self.console.print(text, highlight=False, markup=False)
+    def wrapped(self, text: str) -> str:
+        """A message outside the log events (e.g. how to look), wrapped to the width."""
+        with self.console.capture() as captured:
+            self.console.print(text, highlight=False, markup=False, end="")
+        return captured.get()
