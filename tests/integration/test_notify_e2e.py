@@ -54,7 +54,7 @@ def hooks() -> Iterator[Hooks]:
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
-            pass
+            """Silent: tests read what was received, not http.server's access log on stderr."""
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     state.url = f"http://127.0.0.1:{server.server_port}"

@@ -97,7 +97,7 @@ class FakeEpr:
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
-                pass
+                """Silent: tests read what was received, not http.server's access log on stderr."""
 
             def do_POST(self) -> None:  # noqa: N802 - the standard library's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
