@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -107,6 +108,9 @@ class Phase:
     sent_rate: float
     p50_ms: float
     p99_ms: float
+    # The worker's CPU time (user, system) over the phase, per event: unlike the rates, hardly
+    # moved by what else runs on the machine.
+    cpu_us: tuple[float, float] = (0.0, 0.0)
 
 
 def run_bench(settings: Settings, pathways: int, broker_kind: BrokerKind, bootstrap: str | None) -> int:
@@ -353,6 +357,7 @@ async def _run_phase(producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
                      worker: subprocess.Popen[bytes], records: list[BenchRecord], label: str,
                      rate: float | None, patience: float) -> Phase:
     collector = Collector(label, len(records))
+    cpu_before = process_cpu_seconds(worker.pid)
     sending = asyncio.create_task(_produce(producer, records, collector, rate))
     reporting = asyncio.create_task(_report_progress(collector))
     try:
@@ -361,8 +366,19 @@ async def _run_phase(producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
     finally:
         sending.cancel()
         reporting.cancel()
+    cpu = [(after - before) / len(records) * 1e6
+           for before, after in zip(cpu_before, process_cpu_seconds(worker.pid))]
     progress(f"{label}: {len(collector.seen)}/{collector.total} FHIR messages")
-    return _phase(collector)
+    return replace(_phase(collector), cpu_us=(cpu[0], cpu[1]))
+
+
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds the process has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name (field 2) may hold spaces; the fields after its ")" do not.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 async def _produce(producer: AIOKafkaProducer, records: list[BenchRecord], collector: Collector,
@@ -443,6 +459,7 @@ def _report(pathways: int, partitions: int, broker: str, ceiling: Ceiling, satur
              _per_s(ceiling.forward_rate)),
         _row("end to end, saturated (every event sent at once)", _per_s(saturated.rate)),
         _row("  latency to FHIR message, queueing included", _percentiles(saturated)),
+        _row("  worker CPU an event (user + system)", _cpu(saturated)),
         _row(f"end to end, paced at {PACED_SHARE:.0%} of that ({paced.events} events), sent at",
              _per_s(paced.sent_rate)),
         _row("  latency to FHIR message", _percentiles(paced)),
@@ -457,6 +474,11 @@ def _row(label: str, value: str) -> str:
 
 def _per_s(rate: float) -> str:
     return f"{rate:>8.0f} events/s"
+
+
+def _cpu(phase: Phase) -> str:
+    user, system = phase.cpu_us
+    return f"{user + system:.0f} us ({user:.0f} + {system:.0f})"
 
 
 def _percentiles(phase: Phase) -> str:

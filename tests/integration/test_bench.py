@@ -28,4 +28,7 @@ def test_bench_reports_throughput_against_the_ceiling_and_latency(broker: str, l
     assert e > 0 and c > 0 and 0 < ratio
     assert abs(ratio - e / c) < 0.002  # the ratio is of the figures shown
     assert 0 <= p50 <= p99
+    cpu = next(re.search(r"worker CPU an event \(user \+ system\) +(\d+) us \((\d+) \+ (\d+)\)$", line)
+               for line in lines if "worker CPU" in line)
+    assert cpu and int(cpu[1]) > 0 and abs(int(cpu[1]) - int(cpu[2]) - int(cpu[3])) <= 1, cpu
     assert "FHIR messages" in result.stderr  # progress goes to stderr, not among the figures

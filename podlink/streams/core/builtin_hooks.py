@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from podlink.streams.core.rules import Effect, HookInput, RaiseFlag
+from podlink.streams.core.rules import Effect, HookInput, RaiseFlag, reacts_to
 
 MEETINGS_BEFORE_NEW_MEDICATION = 3
 
 
+@reacts_to("referral.received")
 def high_risk_referral(given: HookInput) -> Iterator[Effect]:
     """A referral received with riskLevel high tells on-call at once."""
     occurrence = given.occurrence
@@ -21,6 +22,7 @@ def high_risk_referral(given: HookInput) -> Iterator[Effect]:
                         only_while_open=True)
 
 
+@reacts_to("medication.prescribed")
 def medication_before_three_meetings(given: HookInput) -> Iterator[Effect]:
     """POD principle: at least three network meetings before new medication, unless an urgent
     safety need overrides it. Meetings count when they started before the prescription."""

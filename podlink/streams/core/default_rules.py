@@ -17,7 +17,7 @@ BUILTIN_HOOKS: Mapping[str, HookFunction] = {
 
 def rules_of(policy_file: PolicyFile, hooks: Mapping[str, HookFunction]) -> tuple[Rule, ...]:
     """The file's policies, then its hooks, each found by name in `hooks` (KeyError if not)."""
-    policies = tuple(Rule(p.name, p) for p in policy_file.policies)
+    policies = tuple(Rule(p.name, p, reacts_to=p.events) for p in policy_file.policies)
     return policies + tuple(Rule(h.name, hooks[h.name], h.audience, h.severity) for h in policy_file.hooks)
 
 

@@ -100,6 +100,11 @@ class DeadlinePolicy:
     when: Conditions = dc_field(default_factory=dict)  # on the referral's coded fields
     brought_forward_by: tuple[Trigger, ...] = ()
 
+    @property
+    def events(self) -> frozenset[str]:
+        """Every occurrence type this policy has an effect on."""
+        return self.met_by | self.cancelled_by | {t.event for t in (*self.starts, *self.brought_forward_by)}
+
     def __call__(self, given: HookInput) -> Iterator[Effect]:
         referral = given.episode.referral
         if referral is None or not _holds(self.when, {name: getattr(referral, name, None) for name in self.when}):

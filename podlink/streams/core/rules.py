@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol, Union
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 from podlink.streams.core.deadlines import Audience, Deadline, Severity
 from podlink.streams.core.timeline import Occurrence, in_order
@@ -100,6 +100,20 @@ class Hook(Protocol):
     def __call__(self, given: HookInput) -> Iterable[Effect]: ...
 
 
+HookT = TypeVar("HookT", bound=Callable[..., Any])
+
+
+def reacts_to(*types: str) -> Callable[[HookT], HookT]:
+    """Declare the only occurrence types a hook can have an effect on (`@reacts_to("x.y")`).
+
+    Optional: evaluation then skips the hook for every other occurrence, which is most of them.
+    """
+    def declare(hook: HookT) -> HookT:
+        hook.reacts_to = frozenset(types)  # type: ignore[attr-defined]  # read back by Rule
+        return hook
+    return declare
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -107,6 +121,13 @@ class Rule:
     # Set in the policy file: who the rule's flags go to, whatever the rule says.
     audience: Audience | None = None
     severity: Severity | None = None
+    # The occurrence types the rule can have an effect on: a policy's events, or what a hook
+    # declared with @reacts_to; None, every type.
+    reacts_to: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.reacts_to is None:
+            object.__setattr__(self, "reacts_to", getattr(self.hook, "reacts_to", None))
 
     def effects(self, given: HookInput) -> list[Effect]:
         effects = list(self.hook(given))
@@ -233,6 +254,8 @@ def evaluate(episode: Episode, rules: Iterable[Rule]) -> Evaluation:
         return Evaluation()
     for occurrence in in_order(episode.timeline):
         for rule in rules:
+            if rule.reacts_to is not None and occurrence.type not in rule.reacts_to:
+                continue
             given = HookInput(episode, occurrence, book.open())
             try:
                 effects = rule.effects(given)

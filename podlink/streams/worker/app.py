@@ -44,6 +44,8 @@ from podlink.streams.worker.settings import (
 )
 
 log = structlog.get_logger("podlink")
+PRODUCER_BATCH_BYTES = 16 * 1024
+PRODUCER_LINGER_MS = 0
 # Records handled between two yields to the event loop (about 1 ms each when saturated).
 HOLD_RECORDS = 50
 
@@ -138,6 +140,10 @@ class Worker:
             consumer_auto_offset_reset="earliest",
             recovery_consistency_check=s.recovery_consistency_check,
             table_standby_replicas=s.standby_replicas,
+            # A FHIR message is about 8 KB: at aiokafka's default (16 KB batches, no linger)
+            # nearly every record was a produce request of its own, each a socket write.
+            producer_max_batch_size=PRODUCER_BATCH_BYTES,
+            producer_linger_ms=PRODUCER_LINGER_MS,
             key_serializer="raw",
             value_serializer="raw",
             web_enabled=True,

@@ -15,7 +15,7 @@ import pytest
 from podlink.streams.core.deadlines import Deadline
 from podlink.streams.core.episode import Episode, Policy
 from podlink.streams.core.pathway import evaluation
-from podlink.streams.core.rules import Evaluation, HookInput, RaiseFlag, Rule
+from podlink.streams.core.rules import Evaluation, HookInput, RaiseFlag, Rule, reacts_to
 from tests.support.contract_examples import example
 from tests.support.episodes import feed, run
 
@@ -233,6 +233,26 @@ def test_a_rule_that_raises_is_isolated_and_named():
     assert [(f.rule, f.error) for f in evaluated.failures] == [("trust-rule", "ZeroDivisionError")]
     assert [f.rule for f in evaluated.flags] == ["high-risk-referral"]  # the others still ran
     assert only(evaluated, "first-meeting")[0].is_open
+
+
+def test_a_hook_that_declares_its_types_is_asked_about_those_occurrences_only():
+    asked: dict[str, list[str]] = {"declared": [], "undeclared": []}
+
+    @reacts_to("meeting.held")
+    def declared(given: HookInput) -> list[RaiseFlag]:
+        asked["declared"].append(given.occurrence.type)
+        return [RaiseFlag("declared", "team", "info", given.now, given.occurrence.key)]
+
+    def undeclared(given: HookInput) -> list[RaiseFlag]:
+        asked["undeclared"].append(given.occurrence.type)
+        return []
+
+    episode, _ = feed([received(), *_meetings(2)])
+    policy = Policy(rules=(Rule("declared", declared), Rule("undeclared", undeclared)))
+    evaluated = evaluation(episode, policy)
+    assert asked == {"declared": ["meeting.held", "meeting.held"],
+                     "undeclared": ["referral.received", "meeting.held", "meeting.held"]}
+    assert len(evaluated.flags) == 2  # one per meeting, as if asked about everything
 
 
 def test_an_episode_stored_before_timelines_keeps_its_deadlines():
