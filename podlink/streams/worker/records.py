@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -85,6 +85,31 @@ class _Marks:
         return max([*self.added, *([] if self.found is None else [self.found])])
 
 
+class _Recent:
+    """The episodes this worker stored last, decoded, with their evaluations: a referral's
+    events often come in consecutive batches, and decoding and evaluating an episode again
+    costs more than the event itself. An entry is used only while the table still holds the
+    very bytes it was stored as, so nothing written elsewhere (another worker, a rebalance)
+    is ever taken for it."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[bytes, tuple[bytes, Episode, Known | None]] = OrderedDict()
+
+    def get(self, key: bytes, stored: bytes) -> tuple[Episode, Known | None] | None:
+        found = self._entries.get(key)
+        if found is None or found[0] != stored:
+            return None
+        self._entries.move_to_end(key)
+        return found[1], found[2]
+
+    def put(self, key: bytes, stored: bytes, episode: Episode, known: Known | None) -> None:
+        self._entries[key] = (stored, episode, known)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
 @dataclass
 class _Group:
     """One referral's records in a batch: their indexes in the batch, in the order read."""
@@ -115,8 +140,13 @@ class RecordHandler:
     # default debug, with a summary at info every SUMMARY_SECONDS instead.
     record_level: int = logging.DEBUG
     clock: Callable[[], float] = time.monotonic
+    recent_episodes: int = 1024  # how many decoded episodes are kept (a few MiB)
+    _recent: _Recent = field(init=False, repr=False)
     _tally: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _tally_since: float | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._recent = _Recent(self.recent_episodes)
 
     def handle(self, message: Message) -> None:
         """One record: a batch of one."""
@@ -168,8 +198,7 @@ class RecordHandler:
             context = {"referral": event.referral_id, "type": event.type}
             try:
                 if not loaded:
-                    stored = self.episodes.get(key)
-                    episode = EPISODE.decode(stored) if stored else None
+                    episode, known = self._load(key)
                     loaded = True
                 result = process(episode, read, self.policy,
                                  Position(message.topic, message.partition, message.offset),
@@ -190,12 +219,20 @@ class RecordHandler:
                 self.send(*output)
             self._count(message, event.type, result, context, logs_records)
         if changed is not None and episode is not None:
+            encoded = EPISODE.encode(episode)
             with writing_as(changed):
-                self.episodes[key] = EPISODE.encode(episode)
+                self.episodes[key] = encoded
+            self._recent.put(key, encoded, episode, known)
         if entry is not None:
             with writing_as(entry[0]):
                 self.deadlines[key] = DEADLINE_ENTRY.encode(entry[1])
             self.on_deadlines(key, entry[1])
+
+    def _load(self, key: bytes) -> tuple[Episode | None, Known | None]:
+        stored = self.episodes.get(key)
+        if not stored:
+            return None, None
+        return self._recent.get(key, stored) or (EPISODE.decode(stored), None)
 
     def _count(self, message: Message, event_type: str, result: Result, context: dict[str, str],
                logs_records: bool) -> None:

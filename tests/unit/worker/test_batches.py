@@ -128,3 +128,32 @@ def test_a_record_dead_lettered_earlier_in_the_same_batch_is_a_replay_when_read_
     h.handler().handle_batch([bad, Message(b"REF-8", b"{ not json", offset=5), bad])
     assert [dict(hs)["podlink-source-offset"] for t, _, _, hs in h.sent if t == DEAD_LETTER_TOPIC] == [b"4", b"5"]
     assert h.marks == {f"{SPA_TOPIC}/0".encode(): b"5"}
+
+
+def test_kept_episodes_change_nothing_that_is_sent_or_stored():
+    kept, not_kept = Harness(), Harness()
+    with_cache, without = kept.handler(), not_kept.handler(recent_episodes=0)
+    for message in mixed_batch():
+        with_cache.handle(message)
+        without.handle(message)
+    assert kept.sent == not_kept.sent
+    assert (kept.episodes, kept.deadlines) == (not_kept.episodes, not_kept.deadlines)
+
+
+def test_an_episode_written_by_another_worker_is_read_from_the_table_not_from_what_was_kept():
+    records = [Message(r.key.encode(), json_bytes(r.value), offset, 0, r.topic)
+               for offset, r in enumerate(pathway("REF-A", T0, "on-time"))]
+    here, elsewhere = Harness(), Harness()
+    worker_here, worker_elsewhere = here.handler(), elsewhere.handler()
+    for message in records[:2]:
+        worker_here.handle(message)  # keeps the episode after received and accepted
+    for message in records[:3]:
+        worker_elsewhere.handle(message)
+    # The partition moved away and back: the table now holds the episode after first contact.
+    here.episodes[b"REF-A"] = elsewhere.episodes[b"REF-A"]
+    here.sent.clear()
+    elsewhere.sent.clear()
+    worker_here.handle(records[3])
+    worker_elsewhere.handle(records[3])
+    assert here.sent == elsewhere.sent and here.sent
+    assert here.episodes[b"REF-A"] == elsewhere.episodes[b"REF-A"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from dataclasses import dataclass, field
 
 import pytest
@@ -37,10 +38,10 @@ class Harness:
     metrics: Metrics = field(default_factory=Metrics)
     catch_up: CatchUp = field(default_factory=lambda: CatchUp(quiet_seconds=3))
 
-    def handler(self, max_record_bytes: int = 1_000_000, policy: Policy = Policy()) -> RecordHandler:
+    def handler(self, max_record_bytes: int = 1_000_000, policy: Policy = Policy(), **options: Any) -> RecordHandler:
         return RecordHandler(policy, self.episodes, self.deadlines, self.marks,
                              lambda *record: self.sent.append(record), self.metrics, self.catch_up,
-                             max_record_bytes)
+                             max_record_bytes, **options)
 
     def to(self, topic: str) -> list[tuple[bytes | None, bytes | None, dict[str, bytes]]]:
         return [(key, value, dict(headers)) for t, key, value, headers in self.sent if t == topic]
