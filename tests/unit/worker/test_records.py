@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from faust.types import TP
