@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Literal
 
 from dateutil.relativedelta import relativedelta
@@ -37,9 +38,14 @@ class Duration:
     unit: Unit
 
     def after(self, moment: datetime) -> datetime:
+        return _after(self, moment)
+
+    def _after(self, moment: datetime) -> datetime:
         if self.unit in ("m", "h"):
             minutes = self.amount * (60 if self.unit == "h" else 1)
-            return moment + timedelta(minutes=minutes)
+            # In UTC, as the calendar units are: a kept answer must not depend on the zone
+            # the moment it was worked out for happened to be written in.
+            return (moment + timedelta(minutes=minutes)).astimezone(timezone.utc)
         local = moment.astimezone(LONDON)
         step = relativedelta(months=self.amount) if self.unit == "mo" else relativedelta(
             days=self.amount * (7 if self.unit == "w" else 1))
@@ -53,6 +59,13 @@ class Duration:
 
     def __str__(self) -> str:
         return f"{self.amount}{self.unit}"
+
+
+# Every evaluation works out the same episodes' due times again (and calendar arithmetic in
+# London time is the dearest part of it), so the last ones are kept.
+@lru_cache(maxsize=16_384)
+def _after(duration: Duration, moment: datetime) -> datetime:
+    return duration._after(moment)
 
 
 @dataclass(frozen=True)
