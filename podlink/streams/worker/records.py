@@ -7,8 +7,10 @@ What is stored and sent is what handling the records one at a time would have st
 (tests/unit/worker/test_batches.py holds it to that): a batch of one is the per-record path.
 
 Every record ends somewhere and is counted once: applied, pending, duplicate, replayed, out of
-scope, or on the dead-letter topic with a reason. No exception leaves `handle_batch`: an
-exception would crash the Faust agent, whose restart drops the records it had fetched.
+scope, or on the dead-letter topic with a reason. No exception leaves `handle_batch`: it
+would end the Faust agent's loop, and `take_events` acknowledges its batch however that loop
+ends, so the records would be committed unhandled (app.py stops the process without committing
+when the broker refuses an output, for that reason).
 """
 from __future__ import annotations
 
