@@ -27,6 +27,7 @@ from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers
 from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
+from podlink.streams.worker.loop_lag import LoopLagMonitor
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.core.pathway import evaluation
 from podlink.streams.pipeline.processor import Watch
@@ -104,6 +105,7 @@ class Worker:
         install_broker_watch(self.app, self.metrics.broker_reachable, settings.kafka_bootstrap,
                              client_options(settings), settings.broker_outage_log_seconds)
         self.app.add_dependency(self.ledger)  # started and stopped with the app
+        self.app.add_dependency(LoopLagMonitor(self.metrics))
         self.consumer = GroupConsumer(self.app)
         outputs = {topic.get_topic_name(): topic for topic in (self.fhir, self.outcomes, self.dead_letters)}
         self.records = RecordHandler(
