@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import time
 import urllib.request
@@ -56,6 +57,8 @@ MIB = 1024 * 1024
 LOOP_BOUND_SECONDS = 0.1
 # The worker's logged stalls past that bound shown, longest first.
 STALLS_SHOWN = 5
+# Bounds of the worker's loop-lag histogram buckets shown: how the wakes spread below the bound.
+LAG_BOUNDS_SHOWN = (0.01, 0.025, 0.05, LOOP_BOUND_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -80,9 +83,14 @@ class WorkerLoop:
 
     longest: float  # seconds: podlink_event_loop_lag_max_seconds
     wakes: int  # the loop-lag monitor's wakes
-    over_bound: int  # wakes later than LOOP_BOUND_SECONDS
+    within: dict[float, int]  # per bound of LAG_BOUNDS_SHOWN: the wakes no later than it
     full_collections: int
     longest_full_collection: float  # seconds
+
+    @property
+    def over_bound(self) -> int:
+        """Wakes later than LOOP_BOUND_SECONDS."""
+        return self.wakes - self.within[LOOP_BOUND_SECONDS]
 
 
 @dataclass(frozen=True)
@@ -117,25 +125,28 @@ def _measure(settings: Settings, episodes: int, broker: BenchBroker, work_dir: P
     worker = bench.start_worker(broker.bootstrap, group, data_dir, log, web_port=port, settings=settings)
     try:
         recovery_bench.wait_for_line(log, worker, lambda line: line.get("event") == "tables recovered")
-        idle = _memory(worker.pid)
+        idle, cpu_before = _memory(worker.pid), _cpu_seconds(worker.pid)
         with HealthzProbe(port) as probe:
             started = time.monotonic()
             progress(f"loading {episodes} open episodes ({len(records)} events)")
             send_records(broker.bootstrap, records, linger_ms=20)
             counts = _wait_until_processed(port, worker, len(records))
             load_seconds = time.monotonic() - started
+            load_cpu = _cpu_seconds(worker.pid) - cpu_before
             progress(f"all {counts.records} records processed in {load_seconds:.1f} s; waiting for "
                      f"{SCANS_AFTER_LOAD} deadline scans over them")
             counts = _wait_for_scans(port, worker, counts.scans + SCANS_AFTER_LOAD)
         loaded = _memory(worker.pid)
         loop = _worker_loop(port)
+        # Before the stop: stopping closes the stores, which forces a full garbage collection.
+        stalls = logged_stalls(log)
     finally:
         bench.stop_worker(worker)
     assert probe.result is not None  # the probe's block ended without an exception
     changelogs = _changelogs(broker.bootstrap, group)
     scan = recovery_bench.scan_deadlines(data_dir)
-    return _report(episodes, len(records), partitions, broker.label, load_seconds, counts, idle,
-                   loaded, changelogs, scan, probe.result, loop, logged_stalls(log))
+    return _report(episodes, len(records), partitions, broker.label, load_seconds, load_cpu, counts, idle,
+                   loaded, changelogs, scan, probe.result, loop, stalls)
 
 
 # -- the worker as its process and its /metrics show it ----------------------------------------
@@ -165,6 +176,14 @@ def _totals(samples: Samples) -> dict[str, float]:
     return values
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of the process, all its threads, so far."""
+    # /proc/<pid>/stat: the command (in parentheses, may hold spaces) then fields from the 3rd;
+    # utime and stime are the 14th and 15th, in clock ticks.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _counts(port: int) -> WorkerCounts:
     values = _totals(_samples(port))
     return WorkerCounts(int(values.get("podlink_records_total", 0)),
@@ -176,14 +195,14 @@ def _counts(port: int) -> WorkerCounts:
 def worker_loop(samples: Samples) -> WorkerLoop:
     """What the worker's loop-lag and gc metrics say."""
     values = _totals(samples)
-    within = next((value for name, labels, value in samples
-                   if name == "podlink_event_loop_lag_seconds_bucket"
-                   and float(labels["le"]) == LOOP_BOUND_SECONDS), None)
-    if within is None:
-        raise BenchError("the worker's /metrics have no podlink_event_loop_lag_seconds bucket at "
-                         f"{LOOP_BOUND_SECONDS} s: is it a podlink without its loop-lag monitor?")
-    wakes = int(values["podlink_event_loop_lag_seconds_count"])
-    return WorkerLoop(values["podlink_event_loop_lag_max_seconds"], wakes, wakes - int(within),
+    buckets = {float(labels["le"]): int(value) for name, labels, value in samples
+               if name == "podlink_event_loop_lag_seconds_bucket"}
+    if not set(LAG_BOUNDS_SHOWN) <= set(buckets):
+        raise BenchError("the worker's /metrics have no podlink_event_loop_lag_seconds buckets at "
+                         f"{LAG_BOUNDS_SHOWN} s: is it a podlink without its loop-lag monitor?")
+    return WorkerLoop(values["podlink_event_loop_lag_max_seconds"],
+                      int(values["podlink_event_loop_lag_seconds_count"]),
+                      {bound: buckets[bound] for bound in LAG_BOUNDS_SHOWN},
                       int(values["podlink_gc_full_pause_seconds_count"]),
                       values["podlink_gc_full_pause_max_seconds"])
 
@@ -281,7 +300,7 @@ def _stall_line(stall: Stall) -> str:
     return f"    {stall.seconds * 1000:.0f} ms (gc {stall.gc_seconds * 1000:.0f} ms): {where}"
 
 
-def _report(episodes: int, events: int, partitions: int, broker: str, load_seconds: float,
+def _report(episodes: int, events: int, partitions: int, broker: str, load_seconds: float, load_cpu: float,
             counts: WorkerCounts, idle: Memory, loaded: Memory, changelogs: list[Changelog],
             scan: Scan, lag: LoopLag, loop: WorkerLoop, stalls: list[Stall]) -> str:
     records = sum(c.records for c in changelogs)
@@ -294,7 +313,10 @@ def _report(episodes: int, events: int, partitions: int, broker: str, load_secon
         f"  loaded in {load_seconds:.1f} s ({events / load_seconds:.0f} events/s); the worker counted "
         f"{counts.records} records processed, and its last deadline scan {counts.open_episodes} open "
         f"episodes",
-        # Before the load includes no FHIR models yet: the first records import them.
+        # Below one core while it always had records waiting: the machine's other work took the rest.
+        f"  worker CPU time during the load: {load_cpu:.1f} s in {load_seconds:.1f} s "
+        f"({load_cpu / load_seconds:.0%} of one core)",
+        # Before the load: the worker's modules (the FHIR models too) and Faust, no episode.
         f"  worker resident memory (VmRSS): {_mib(idle.rss)} MiB before the load, {_mib(loaded.rss)} "
         f"MiB after it (peak {_mib(loaded.peak)} MiB)",
         *(f"  changelog {c.topic}: {c.records} records, "
@@ -308,7 +330,12 @@ def _report(episodes: int, events: int, partitions: int, broker: str, load_secon
         f"longest {loop.longest * 1000:.1f} ms; {loop.over_bound} of {loop.wakes} wakes of its "
         f"10 ms monitor later than {LOOP_BOUND_SECONDS * 1000:.0f} ms; {loop.full_collections} full "
         f"garbage collections, the longest {loop.longest_full_collection * 1000:.1f} ms",
-        f"  stalls over {LOOP_BOUND_SECONDS * 1000:.0f} ms the worker logged: {len(stalls)}"
+        "  wakes of the monitor by lag: " + ", ".join(
+            f"{count} within {bound * 1000:.0f} ms"
+            for bound, count in sorted(loop.within.items())) + f", of {loop.wakes}",
+        f"  stalls over {LOOP_BOUND_SECONDS * 1000:.0f} ms the worker logged (from its start to the "
+        f"end of the scans): {len(stalls)}, {sum(s.gc_seconds > s.seconds / 2 for s in stalls)} of them "
+        f"mostly garbage collection"
         + (f"; the longest {min(len(stalls), STALLS_SHOWN)}, with the garbage collections' share "
            "and the loop thread's innermost frames:" if stalls else ""),
         *(_stall_line(stall) for stall in stalls[:STALLS_SHOWN]),

@@ -26,6 +26,7 @@ def test_the_bench_counts_the_wakes_past_100_ms_and_takes_the_worker_s_longest()
     m.gc_paused(0.08)
     loop = worker_loop(_samples(m))
     assert (loop.wakes, loop.over_bound) == (5, 2)
+    assert loop.within == {0.01: 1, 0.025: 1, 0.05: 2, 0.1: 3}
     assert loop.longest == 0.35
     assert (loop.full_collections, loop.longest_full_collection) == (1, 0.08)
 

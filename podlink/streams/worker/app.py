@@ -27,7 +27,7 @@ from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers
 from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
-from podlink.streams.worker.loop_lag import LoopLagMonitor
+from podlink.streams.worker.loop_lag import LoopLagMonitor, freeze_start_up_objects
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.core.pathway import evaluation
 from podlink.streams.pipeline.processor import Watch
@@ -124,6 +124,7 @@ class Worker:
             ledger=self.ledger, catch_up=self.catch_up, metrics=self.metrics, clock=clock,
             is_ready=self.is_ready, ledger_timeout=settings.deadline_scan_seconds,
         )
+        freeze_start_up_objects()  # last: everything the worker is built of exists
 
     def _build_app(self) -> faust.App:
         s = self.settings

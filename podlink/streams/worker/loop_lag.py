@@ -151,6 +151,19 @@ class StallSampler(threading.Thread):
         self._stop.set()
 
 
+def freeze_start_up_objects() -> None:
+    """Leave what the worker has built before it starts out of every later garbage collection.
+
+    Its modules, classes and Faust's app are about 130,000 objects a full collection walks,
+    150 to 250 ms on this machine whatever the worker holds, and Faust forces full collections
+    at every rebalance (its RocksDB store and its consumer call gc.collect()). Frozen objects
+    are still freed by reference counting; only a reference cycle among them would never be,
+    so the garbage of the start-up is collected first, before anything runs on the loop.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class LoopLagMonitor(Service):
     """A dependency of the Faust app: it runs from the app's start, through table recovery."""
 

@@ -5,13 +5,20 @@ import asyncio
 import gc
 import threading
 import time
+import weakref
 from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from podlink.streams.worker.loop_lag import GcPauses, LoopLagMonitor, StallSampler, code_location
+from podlink.streams.worker.loop_lag import (
+    GcPauses,
+    LoopLagMonitor,
+    StallSampler,
+    code_location,
+    freeze_start_up_objects,
+)
 from podlink.streams.worker.metrics import Metrics
 
 
@@ -163,4 +170,31 @@ def test_a_loop_never_held_past_the_bound_logs_nothing() -> None:
     with capture_logs() as logged:
         asyncio.run(_run_monitor(metrics, lambda: time.sleep(0.03)))
     assert [line for line in logged if line["event"] == "event loop blocked"] == []
-    assert 0.02 <= _samples(metrics)[("podlink_event_loop_lag_max_seconds", ())] < 0.1
+    s = _samples(metrics)
+    assert 0.02 <= s[("podlink_event_loop_lag_max_seconds", ())] < 0.1
+    # A wake on time is a lag of about nothing, not of the 10 ms it slept.
+    assert s[("podlink_event_loop_lag_seconds_bucket", (("le", "0.005"),))] >= \
+        s[("podlink_event_loop_lag_seconds_count", ())] / 2
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_freezing_leaves_live_objects_out_of_collections_but_collects_the_garbage_first() -> None:
+    garbage, kept = _Node(), _Node()
+    garbage.other, kept.other = _Node(), _Node()
+    garbage.other.other, kept.other.other = garbage, kept  # two reference cycles
+    gone = weakref.ref(garbage)
+    del garbage
+    try:
+        freeze_start_up_objects()
+        # The unreachable cycle was collected, not frozen (frozen, it would never be freed).
+        assert gone() is None
+        assert gc.get_freeze_count() > 0
+        # What is frozen is no longer in any generation a collection walks.
+        assert not any(o is kept for o in gc.get_objects())
+    finally:
+        gc.unfreeze()
+    assert any(o is kept for o in gc.get_objects())
