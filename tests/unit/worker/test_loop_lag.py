@@ -139,9 +139,15 @@ async def _run_monitor(metrics: Metrics, hold: Any) -> None:
         await monitor.stop()
 
 
+HELD: dict[str, float] = {}
+
+
 def _hold_the_loop() -> None:
+    started = time.perf_counter()
     gc.collect()
+    HELD["gc"] = time.perf_counter() - started
     time.sleep(0.25)
+    HELD["all"] = time.perf_counter() - started
 
 
 def test_the_monitor_measures_a_blocked_loop_and_warns_naming_the_blocking_code() -> None:
@@ -149,19 +155,22 @@ def test_the_monitor_measures_a_blocked_loop_and_warns_naming_the_blocking_code(
     with capture_logs() as logged:
         asyncio.run(_run_monitor(metrics, _hold_the_loop))
     s = _samples(metrics)
-    # The loop was held 250 ms and more (plus the collection); the sleep that ended inside
-    # the stall began at most 10 ms before it.
-    assert 0.24 <= s[("podlink_event_loop_lag_max_seconds", ())] < 0.5
+    held = HELD["all"]  # 250 ms and a full collection (longer, the more the process holds)
+    # The sleep that ended inside the stall began at most 10 ms before it (and the machine
+    # may add some scheduling on either side).
+    assert held - 0.015 <= s[("podlink_event_loop_lag_max_seconds", ())] < held + 0.1
     assert s[("podlink_event_loop_lag_seconds_count", ())] >= 10
-    # The other wakes were on time (well within 25 ms on a loaded machine): only one past 100 ms.
+    # The other wakes were on time: only one past 100 ms.
     assert s[("podlink_event_loop_lag_seconds_count", ())] - \
         s[("podlink_event_loop_lag_seconds_bucket", (("le", "0.1"),))] == 1
     assert s[("podlink_gc_full_pause_seconds_count", ())] >= 1
     warnings = [line for line in logged if line["event"] == "event loop blocked"]
     assert len(warnings) == 1, logged
     warning = warnings[0]
-    assert warning["log_level"] == "warning" and 0.24 <= warning["seconds"] < 0.5
-    assert warning["gc_seconds"] >= 0
+    assert warning["log_level"] == "warning"
+    assert held - 0.015 <= warning["seconds"] < held + 0.1
+    # The collection's share, as gc.callbacks timed it (rounded to the millisecond).
+    assert HELD["gc"] - 0.002 <= warning["gc_seconds"] <= HELD["gc"] + 0.05
     assert any(":_hold_the_loop:" in location for location in warning["blocked_in"]), warning
 
 
