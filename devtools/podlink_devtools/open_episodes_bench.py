@@ -99,6 +99,7 @@ class Stall:
 
     seconds: float
     gc_seconds: float  # garbage collections meanwhile
+    on_cpu_seconds: float  # CPU time of the loop's thread meanwhile: less means held from outside
     blocked_in: list[str]  # the loop thread's stack sampled during it, innermost first
 
 
@@ -218,7 +219,7 @@ def logged_stalls(log: Path) -> list[Stall]:
         if '"event loop blocked"' not in text:
             continue
         line = json.loads(text)
-        found.append(Stall(line["seconds"], line["gc_seconds"], line["blocked_in"]))
+        found.append(Stall(line["seconds"], line["gc_seconds"], line["on_cpu_seconds"], line["blocked_in"]))
     return sorted(found, key=lambda stall: -stall.seconds)
 
 
@@ -297,7 +298,8 @@ def _mib(size: int) -> str:
 def _stall_line(stall: Stall) -> str:
     # The innermost frames say what held the loop; the outer ones are Faust's and asyncio's.
     where = " < ".join(stall.blocked_in[:4]) or "stack not sampled"
-    return f"    {stall.seconds * 1000:.0f} ms (gc {stall.gc_seconds * 1000:.0f} ms): {where}"
+    return (f"    {stall.seconds * 1000:.0f} ms (on a CPU {stall.on_cpu_seconds * 1000:.0f} ms, gc "
+            f"{stall.gc_seconds * 1000:.0f} ms): {where}")
 
 
 def _report(episodes: int, events: int, partitions: int, broker: str, load_seconds: float, load_cpu: float,
@@ -335,9 +337,10 @@ def _report(episodes: int, events: int, partitions: int, broker: str, load_secon
             for bound, count in sorted(loop.within.items())) + f", of {loop.wakes}",
         f"  stalls over {LOOP_BOUND_SECONDS * 1000:.0f} ms the worker logged (from its start to the "
         f"end of the scans): {len(stalls)}, {sum(s.gc_seconds > s.seconds / 2 for s in stalls)} of them "
-        f"mostly garbage collection"
+        f"mostly garbage collection, {sum(s.on_cpu_seconds < s.seconds / 2 for s in stalls)} with the "
+        f"loop's thread on a CPU less than half the time"
         + (f"; the longest {min(len(stalls), STALLS_SHOWN)}, with the garbage collections' share "
-           "and the loop thread's innermost frames:" if stalls else ""),
+           "and the loop thread's CPU time and innermost frames:" if stalls else ""),
         *(_stall_line(stall) for stall in stalls[:STALLS_SHOWN]),
         f"  event-loop lag from outside, upper bound: slowest /healthz answer {lag.max_ms:.1f} ms, "
         f"p99 {lag.p99_ms:.1f} ms, median {lag.median_ms:.1f} ms ({lag.samples} answers polled every "

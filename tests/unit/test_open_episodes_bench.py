@@ -39,7 +39,9 @@ def test_a_worker_without_the_loop_metrics_is_a_clear_error() -> None:
 def test_the_worker_s_logged_stalls_come_longest_first(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
     lines = [{"event": "tables recovered", "seconds": 4.0},
-             {"event": "event loop blocked", "seconds": 0.12, "gc_seconds": 0.0, "blocked_in": ["a.py:f:1"]},
-             {"event": "event loop blocked", "seconds": 0.31, "gc_seconds": 0.29, "blocked_in": []}]
+             {"event": "event loop blocked", "seconds": 0.12, "gc_seconds": 0.0, "on_cpu_seconds": 0.05,
+              "blocked_in": ["a.py:f:1"]},
+             {"event": "event loop blocked", "seconds": 0.31, "gc_seconds": 0.29, "on_cpu_seconds": 0.3,
+              "blocked_in": []}]
     log.write_text("\n".join(json.dumps(line) for line in lines) + "\nnot json\n")
-    assert logged_stalls(log) == [Stall(0.31, 0.29, []), Stall(0.12, 0.0, ["a.py:f:1"])]
+    assert logged_stalls(log) == [Stall(0.31, 0.29, 0.3, []), Stall(0.12, 0.0, 0.05, ["a.py:f:1"])]

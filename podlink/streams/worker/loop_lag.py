@@ -7,9 +7,10 @@ round trip and the prober's own scheduling. A stall of D seconds shows as D less
 interval, since the sleep that ends inside it began at most one interval before it.
 
 A wake later than `warn_after` is logged, with what was running if that can be told cheaply:
-the time garbage collections took meanwhile (from gc.callbacks) and where the loop's thread was
-in the middle of the stall (its stack, sampled by a watchdog thread: code locations only, no
-values). Full collections' pauses are metrics of their own, since their cost grows with every
+the time garbage collections took meanwhile (from gc.callbacks), how much of the stall the
+loop's thread spent on a CPU (little means it was held up from outside: other processes on a
+busy machine, or another thread holding the GIL) and where that thread was in the middle of
+the stall (its stack, sampled by a watchdog thread: code locations only, no values). Full collections' pauses are metrics of their own, since their cost grows with every
 object the worker holds, whatever the loop was doing.
 """
 from __future__ import annotations
@@ -192,6 +193,7 @@ class LoopLagMonitor(Service):
         assert self._sampler is not None  # started in on_start, before tasks
         while not self.should_stop:
             gc_before = self._gc.total_seconds
+            cpu_before = time.thread_time()
             beat = self._sampler.beat()
             asked = time.perf_counter()
             await asyncio.sleep(self._interval)
@@ -202,4 +204,5 @@ class LoopLagMonitor(Service):
             if held > self._warn_after:
                 log.warning("event loop blocked", seconds=round(held, 3),
                             gc_seconds=round(self._gc.total_seconds - gc_before, 3),
+                            on_cpu_seconds=round(time.thread_time() - cpu_before, 3),
                             blocked_in=self._sampler.sample_since(beat) or [])

@@ -171,6 +171,10 @@ def test_the_monitor_measures_a_blocked_loop_and_warns_naming_the_blocking_code(
     assert held - 0.015 <= warning["seconds"] < held + 0.1
     # The collection's share, as gc.callbacks timed it (rounded to the millisecond).
     assert HELD["gc"] - 0.002 <= warning["gc_seconds"] <= HELD["gc"] + 0.05
+    # Sleeping 250 ms, the thread used no CPU: only the collection (and the loop's own steps)
+    # did, as much as the machine gave it.
+    assert 0 < warning["on_cpu_seconds"] <= HELD["gc"] + 0.05
+    assert warning["on_cpu_seconds"] <= warning["seconds"] - 0.2
     assert any(":_hold_the_loop:" in location for location in warning["blocked_in"]), warning
 
 
