@@ -85,6 +85,7 @@ class WorkerLoop:
     wakes: int  # the loop-lag monitor's wakes
     within: dict[float, int]  # per bound of LAG_BOUNDS_SHOWN: the wakes no later than it
     full_collections: int
+    full_collections_seconds: float  # all of them
     longest_full_collection: float  # seconds
 
     @property
@@ -205,6 +206,7 @@ def worker_loop(samples: Samples) -> WorkerLoop:
                       int(values["podlink_event_loop_lag_seconds_count"]),
                       {bound: buckets[bound] for bound in LAG_BOUNDS_SHOWN},
                       int(values["podlink_gc_full_pause_seconds_count"]),
+                      values["podlink_gc_full_pause_seconds_sum"],
                       values["podlink_gc_full_pause_max_seconds"])
 
 
@@ -295,6 +297,10 @@ def _mib(size: int) -> str:
     return f"{size / MIB:.1f}"
 
 
+def _mean_ms(total_seconds: float, count: int) -> float:
+    return total_seconds * 1000 / count if count else 0.0
+
+
 def _stall_line(stall: Stall) -> str:
     # The innermost frames say what held the loop; the outer ones are Faust's and asyncio's.
     where = " < ".join(stall.blocked_in[:4]) or "stack not sampled"
@@ -331,7 +337,8 @@ def _report(episodes: int, events: int, partitions: int, broker: str, load_secon
         f"  event-loop lag, the worker's own (podlink_event_loop_lag_seconds, since its start): "
         f"longest {loop.longest * 1000:.1f} ms; {loop.over_bound} of {loop.wakes} wakes of its "
         f"10 ms monitor later than {LOOP_BOUND_SECONDS * 1000:.0f} ms; {loop.full_collections} full "
-        f"garbage collections, the longest {loop.longest_full_collection * 1000:.1f} ms",
+        f"garbage collections (mean {_mean_ms(loop.full_collections_seconds, loop.full_collections):.1f} "
+        f"ms), the longest {loop.longest_full_collection * 1000:.1f} ms",
         "  wakes of the monitor by lag: " + ", ".join(
             f"{count} within {bound * 1000:.0f} ms"
             for bound, count in sorted(loop.within.items())) + f", of {loop.wakes}",
