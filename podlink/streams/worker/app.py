@@ -196,6 +196,8 @@ class Worker:
             log.info("tables recovered", changelog_records=self._recovered_records,
                      seconds=round(time.monotonic() - self._recovery_started, 3))
             self._recovered_records = 0
+            if self._indexing is None:  # the first recovery: Faust's own objects exist now too
+                freeze_start_up_objects()
             # In the background: Faust resumes the streams once this signal's handlers return,
             # and a scan meanwhile looks at what the index holds so far.
             if self._indexing is not None:

@@ -153,13 +153,15 @@ class StallSampler(threading.Thread):
 
 
 def freeze_start_up_objects() -> None:
-    """Leave what the worker has built before it starts out of every later garbage collection.
+    """Leave what the worker has built so far out of every later garbage collection.
 
     Its modules, classes and Faust's app are about 130,000 objects a full collection walks,
     150 to 250 ms on this machine whatever the worker holds, and Faust forces full collections
-    at every rebalance (its RocksDB store and its consumer call gc.collect()). Frozen objects
-    are still freed by reference counting; only a reference cycle among them would never be,
-    so the garbage of the start-up is collected first, before anything runs on the loop.
+    at every rebalance (its RocksDB store and its consumer call gc.collect()). Called once the
+    worker is built (before the loop runs) and once its first recovery is done (Faust's
+    services, clients and tables exist then; a collection of them alone is short). Frozen
+    objects are still freed by reference counting; only a reference cycle among them would
+    never be, so garbage is collected first, and this is not repeated at later rebalances.
     """
     gc.collect()
     gc.freeze()
