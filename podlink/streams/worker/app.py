@@ -29,6 +29,7 @@ from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers
 from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
+from podlink.streams.worker.loop_lag import LoopLagMonitor, freeze_start_up_objects
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.core.pathway import evaluation
 from podlink.streams.pipeline.processor import Watch
@@ -121,6 +122,7 @@ class Worker:
         install_broker_watch(self.app, self.metrics.broker_reachable, settings.kafka_bootstrap,
                              client_options(settings), settings.broker_outage_log_seconds)
         self.app.add_dependency(self.ledger)  # started and stopped with the app
+        self.app.add_dependency(LoopLagMonitor(self.metrics))
         self.consumer = GroupConsumer(self.app)
         # What handling a slice of records led to, sent once the slice is handled (_send_outbox).
         self._outbox: list[tuple[str, bytes | None, bytes | None, Headers]] = []
@@ -140,6 +142,7 @@ class Worker:
             ledger=self.ledger, catch_up=self.catch_up, metrics=self.metrics, clock=clock,
             is_ready=self.is_ready, ledger_timeout=settings.deadline_scan_seconds,
         )
+        freeze_start_up_objects()  # last: everything the worker is built of exists
 
     def _build_app(self) -> faust.App:
         s = self.settings
@@ -224,6 +227,8 @@ class Worker:
             log.info("tables recovered", changelog_records=self._recovered_records,
                      seconds=round(time.monotonic() - self._recovery_started, 3))
             self._recovered_records = 0
+            if self._indexing is None:  # the first recovery: Faust's own objects exist now too
+                freeze_start_up_objects()
             # In the background: Faust resumes the streams once this signal's handlers return,
             # and a scan meanwhile looks at what the index holds so far.
             if self._indexing is not None:

@@ -25,6 +25,10 @@ UNREADABLE = "unreadable"
 PROCESSING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 # From the scan interval to a day: a backlog replayed after an outage alerts late, and shows it.
 ALERT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600)
+# From the loop's own scheduling (under a millisecond) to a stuck worker; 0.1 s is the bound
+# issue 12 sets, so the buckets either side of it tell how many stalls passed it.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+GC_PAUSE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,34 @@ class Metrics:
             "podlink_broker_reachable", "1 while the Kafka cluster answers this worker's metadata "
             "requests, 0 from the moment the worker logs 'broker unreachable' until it is back",
             registry=r)
+        self.loop_lag = Histogram(
+            "podlink_event_loop_lag_seconds", "How much later than asked a sleep of the worker's "
+            "loop-lag monitor (every 10 ms) ended: how long something else held the event loop",
+            buckets=LOOP_LAG_BUCKETS, registry=r)
+        self.loop_lag_max = Gauge(
+            "podlink_event_loop_lag_max_seconds", "The longest the event loop was held since the "
+            "worker started (podlink_event_loop_lag_seconds' largest observation)", registry=r)
+        self.gc_full_pause = Histogram(
+            "podlink_gc_full_pause_seconds", "Pauses of full (generation 2) garbage collections, "
+            "which hold every thread of the worker, the event loop's too",
+            buckets=GC_PAUSE_BUCKETS, registry=r)
+        self.gc_full_pause_max = Gauge(
+            "podlink_gc_full_pause_max_seconds", "The longest full garbage collection since the "
+            "worker started", registry=r)
+        self._loop_lag_max = 0.0
+        self._gc_full_pause_max = 0.0
+
+    def loop_held(self, seconds: float) -> None:
+        self.loop_lag.observe(seconds)
+        if seconds > self._loop_lag_max:
+            self._loop_lag_max = seconds
+            self.loop_lag_max.set(seconds)
+
+    def gc_paused(self, seconds: float) -> None:
+        self.gc_full_pause.observe(seconds)
+        if seconds > self._gc_full_pause_max:
+            self._gc_full_pause_max = seconds
+            self.gc_full_pause_max.set(seconds)
 
     def rule_failed(self, rule: str) -> None:
         self.rule_failures.labels(rule=rule).inc()

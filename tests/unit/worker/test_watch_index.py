@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from podlink.streams.core.deadlines import Deadline
 from podlink.streams.pipeline.processor import Watch
@@ -83,3 +84,32 @@ def test_a_rebuild_yields_to_the_event_loop_and_indexes_every_entry(monkeypatch)
     assert asyncio.run(rebuild()) == 1002
     # A yield after each of the 1,002 entries, the first of which only starts the counter.
     assert yields >= 1001
+
+
+def _visits_of_a_full_collection(root: object) -> int:
+    """Items a full garbage collection visits among what `root` holds: each tracked
+    container's every referent (untracked objects it skips, with all they hold). Classes are
+    the code's, not the data's: not followed."""
+    seen, stack, visits = {id(root)}, [root], 0
+    while stack:
+        referents = [r for r in gc.get_referents(stack.pop()) if not isinstance(r, type)]
+        visits += len(referents)
+        for referent in referents:
+            if gc.is_tracked(referent) and id(referent) not in seen:
+                seen.add(id(referent))
+                stack.append(referent)
+    return visits
+
+
+def test_the_index_gives_a_garbage_collection_no_item_per_deadline_to_walk():
+    index = WatchIndex()
+    referrals = 3000
+    for i in range(referrals):
+        # Each referral put twice, as a second event rewrites its entry: same moments.
+        index.put(f"R-{i}".encode(), _entry(24 + i / 1000, 48, 72))
+        index.put(f"R-{i}".encode(), _entry(24 + i / 1000, 48, 72))
+    gc.collect()  # as the worker's next collection would: it untracks what holds only atoms
+    assert index.open_deadlines() == 3 * referrals
+    # One item per referral is left to visit (its wake-up in the heap), not one per deadline
+    # time (6 per referral here) nor per superseded wake-up.
+    assert _visits_of_a_full_collection(index) < 1.1 * referrals
