@@ -2,7 +2,7 @@
 costs per event, with no broker and no Faust.
 
 The records are `podlink bench`'s (on-time pathways, eight events each), spread over eight
-partitions and handed to the worker's `RecordHandler` in slices of 50 as the agent hands them,
+partitions and handed to the worker's `RecordHandler` in slices as the agent hands them,
 with dict tables and a producer that only collects. Everything the worker decides is in it:
 contract validation, episode state, every shipped policy, FHIR messages, outcome events and
 the table encodings. What it leaves out (consumer, changelogs, producer, broker) is what the
@@ -23,10 +23,10 @@ from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.policy_loading import load_policy
 from podlink.streams.worker.records import RecordHandler
 from podlink.streams.worker.settings import Settings
+from podlink.streams.worker.app import SLICE_RECORDS
 from podlink_devtools.bench import _synthetic
 
 PARTITIONS = 8
-SLICE = 50
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,8 @@ def measure(pathways: int, profile: bool = False) -> str:
     started = time.perf_counter()
     if profiler:
         profiler.enable()
-    for start in range(0, len(records), SLICE):
-        handler.handle_batch(records[start:start + SLICE])
+    for start in range(0, len(records), SLICE_RECORDS):
+        handler.handle_batch(records[start:start + SLICE_RECORDS])
     if profiler:
         profiler.disable()
     seconds = time.perf_counter() - started

@@ -51,8 +51,11 @@ log = structlog.get_logger("podlink")
 EXIT_OUTPUTS_REFUSED = 69
 PRODUCER_BATCH_BYTES = 256 * 1024
 PRODUCER_LINGER_MS = 5
-# Records handled between two yields to the event loop (about 1 ms each when saturated).
-HOLD_RECORDS = 50
+# Records handled together (grouped by referral within a slice), and how long slices may hold
+# the event loop before it is yielded to: a record costs about half a millisecond, more on a
+# busy machine, where slices of 50 held it up to 200 ms (the worker's loop-lag warnings).
+SLICE_RECORDS = 20
+HOLD_SECONDS = 0.020
 
 
 def utc_now() -> datetime:
@@ -190,16 +193,19 @@ class Worker:
         async def episode_processor(stream: faust.StreamT) -> None:
             # A batch is acked (and so committed) once handle_batch returns: at least once.
             async for events in stream.take_events(s.batch_max_records, within=s.batch_wait_seconds):
-                # Handled a slice at a time, yielding between slices: a slice holds the event
-                # loop for tens of milliseconds, a whole batch for hundreds.
+                # Handled a slice at a time, yielding once slices have held the event loop for
+                # HOLD_SECONDS: a whole batch would hold it for hundreds of milliseconds.
                 sent: list[asyncio.Future[Any]] = []
+                held_since = time.monotonic()
                 try:
-                    for start in range(0, len(events), HOLD_RECORDS):
-                        part = events[start:start + HOLD_RECORDS]
+                    for start in range(0, len(events), SLICE_RECORDS):
+                        part = events[start:start + SLICE_RECORDS]
                         self.records.handle_batch([event.message for event in part],
                                                   writing_as=lambda i, part=part: _as_current(part[i]))
                         sent += await self._send_outbox()
-                        await asyncio.sleep(0)
+                        if time.monotonic() - held_since >= HOLD_SECONDS:
+                            await asyncio.sleep(0)
+                            held_since = time.monotonic()
                     # Acknowledged (so committed) only once the broker has every output.
                     await asyncio.gather(*sent)
                 except Exception as exc:  # noqa: BLE001 - the broker refused an output
