@@ -12,13 +12,13 @@ from podlink.streams.worker.watch_index import WatchIndex
 from tests.support.episodes import T0, hours
 
 
-def _entry(*due_hours: float, closed: bool = False, met: float | None = None) -> DeadlineEntry:
+def _entry(*due_hours: float, closed: bool = False, met: float | None = None, partition: int = 0) -> DeadlineEntry:
     # Each deadline starts at T0 and is at risk 6 hours before it is due.
     deadlines = tuple(Deadline(referral_id="R", policy=f"p{i}", team_code=None, starts_at=T0,
                                due_at=T0 + hours(h), at_risk_from=T0 + hours(h - 6),
                                met_at=T0 + hours(met) if met is not None else None)
                       for i, h in enumerate(due_hours))
-    return DeadlineEntry(0, Watch(deadlines, (), closed))
+    return DeadlineEntry(partition, Watch(deadlines, (), closed))
 
 
 def _filled() -> WatchIndex:
@@ -45,6 +45,18 @@ def test_a_changed_or_forgotten_entry_no_longer_counts_what_it_held():
     index.forget(b"a")
     # b and d are open referrals (d's deadlines met); c's deadline is the one breached.
     assert index.counts(T0 + hours(25)) == DeadlineCounts(2, 0, 1)
+
+
+def test_the_index_tells_the_partition_of_an_entry_and_nothing_of_one_it_does_not_hold():
+    index = WatchIndex()
+    index.put(b"a", _entry(24, partition=5))
+    index.put(b"b", _entry(24, 48, closed=True, partition=0))
+    assert (index.partition(b"a"), index.partition(b"b"), index.partition(b"c")) == (5, 0, None)
+    index.put(b"a", _entry(24, partition=2))  # the referral's entry read again from elsewhere
+    index.forget(b"b")
+    assert (index.partition(b"a"), index.partition(b"b")) == (2, None)
+    # The partition is not taken for a time: the gauges still count a's deadline and b's none.
+    assert index.counts(T0 + hours(24)) == DeadlineCounts(1, 0, 1)
 
 
 def test_a_referral_is_due_at_each_of_its_moments_once_and_then_at_the_next():
