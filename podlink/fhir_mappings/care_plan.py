@@ -94,14 +94,19 @@ def _activity(
     start: datetime | None = None, end: datetime | None = None,
     product: Json | None = None, description: str | None = None,
 ) -> Json:
-    return {"detail": compact({
-        "kind": kind,
-        "code": activity_code(ns, code),
-        "status": status,
-        "scheduledPeriod": period(start, end),
-        "productCodeableConcept": product,
-        "description": description,
-    })}
+    # Built field by field rather than through `compact`: a plan has an activity per meeting,
+    # review, prescription and admission, rebuilt for every message.
+    detail: Json = {"kind": kind} if kind is not None else {}
+    detail["code"] = activity_code(ns, code)
+    detail["status"] = status
+    scheduled = period(start, end)
+    if scheduled is not None:
+        detail["scheduledPeriod"] = scheduled
+    if product:
+        detail["productCodeableConcept"] = product
+    if description is not None:
+        detail["description"] = description
+    return {"detail": detail}
 
 
 def _deadline_activity(episode: Episode, deadline: Deadline | None, ns: Namespace) -> list[Json]:
