@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from podlink.fhir_mappings.elements import Json, compact, meta, period, reference
 from podlink.fhir_mappings.errors import require_referral
-from podlink.fhir_mappings.people import practitioner, staff_reference
+from podlink.fhir_mappings.people import practitioner, staff_names, staff_reference
 from podlink.fhir_mappings.resource_ids import (
     care_plan_id,
     patient_id,
@@ -67,7 +67,7 @@ def care_plan(episode: Episode, deadline: Deadline | None, ns: Namespace,
         "title": "Peer-supported Open Dialogue care plan",
         "subject": reference(patient_id(referral.patient.nhsNumber)),
         "period": period(referral.receivedAt, _ended_at(episode)),
-        "author": staff_reference(episode, coordinator.staffId) if coordinator else None,
+        "author": staff_reference(staff_names(episode), coordinator.staffId) if coordinator else None,
         # R4 CarePlan.basedOn may only point at CarePlans: the referral is supporting information.
         "supportingInfo": [reference(service_request_id(referral.referralId))],
         "activity": [

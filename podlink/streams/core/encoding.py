@@ -19,10 +19,10 @@ import orjson
 # and `1e-07`) and NaN or Infinity (orjson `null`). Where orjson's output may hold one of
 # those, json spells the value instead: a false alarm (a None, a string with `0.0000`) costs
 # only the slower spelling. A search of the whole output for number tokens took longer than
-# json itself, so it looks only where an exponent is (`e-` then one digit, which fields of
-# ids also are) and then reads back for a number before it.
-_SHORT_EXPONENT = re.compile(rb"e-[6-9](?![0-9])")
-_NUMBER_ENDING_HERE = re.compile(rb"[:,\[]-?[0-9]+(?:\.[0-9]+)?$")
+# json itself, so it looks only where a one-digit exponent ends a value (as in `1e-7,`; ids
+# such as `…9e-7a…` do not) and then reads back for a number before it.
+_SHORT_EXPONENT = re.compile(rb"e-[6-9](?:[,\]}]|$)")
+_NUMBER_ENDING_HERE = re.compile(rb"(?:^|[:,\[])-?[0-9]+(?:\.[0-9]+)?$")
 _LONGEST_MANTISSA = 24  # a separator, a sign and 17 digits with their point, with room to spare
 # Subclasses of str, int, dict and list, dataclasses and datetimes go to json too, which
 # spells them, or refuses them, as it always has.
