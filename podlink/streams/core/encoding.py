@@ -24,9 +24,9 @@ import orjson
 _SHORT_EXPONENT = re.compile(rb"e-[6-9](?:[,\]}]|$)")
 _NUMBER_ENDING_HERE = re.compile(rb"(?:^|[:,\[])-?[0-9]+(?:\.[0-9]+)?$")
 _LONGEST_MANTISSA = 24  # a separator, a sign and 17 digits with their point, with room to spare
-# Subclasses of str, int, dict and list, dataclasses and datetimes go to json too, which
-# spells them, or refuses them, as it always has.
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+# Dataclasses and datetimes, which orjson would write and json refuses, go to json to be
+# refused as before (podlink writes neither; nor enums or UUIDs, which orjson writes too).
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
 
 
 def json_bytes(value: Any) -> bytes:

@@ -1,5 +1,6 @@
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -85,6 +86,14 @@ def test_what_json_cannot_write_is_still_refused_as_before():
         json_bytes({"a": "\ud800"})
     with pytest.raises(TypeError):
         json_bytes({"at": datetime(2026, 1, 1, tzinfo=timezone.utc)})
+    with pytest.raises(TypeError):
+        json_bytes([Point(1, 2)])
+
+
+@dataclass
+class Point:
+    x: int
+    y: int
 
 
 # --- utc_text: cached, but only where equal moments are the same instant -------------------
