@@ -72,6 +72,8 @@ def build_message(
     its deadlines (every policy, open or closed), each sent as a Task with the CarePlan. `base_url` is
     the trust's namespace for podlink's own code systems, extensions and identifier systems
     (`PODLINK_FHIR_BASE_URL`). The same inputs always give an equal result, ids included.
+    Read the result, never change it: resources that recur from message to message (the
+    Patient, Tasks, Practitioners...) are built once and shared between results.
     `validate` checks the result against fhir.resources and the R4 JSON Schema; the worker
     skips that unless `PODLINK_FHIR_VALIDATION=full` (the tests prove the mappings instead:
     docs/performance.md). Raises MappingError if the episode has no referral to send or (when
