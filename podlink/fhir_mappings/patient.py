@@ -20,8 +20,8 @@ _NOT_TRACED = concept(NHS_NUMBER_VERIFICATION, "02", "Number present but not tra
 
 # Cached: every message carries the Patient, the same for all of a referral's messages (the
 # referral's patient is a frozen model, hashed by its fields). The returned dict is shared, so
-# it is never changed in place.
-@functools.lru_cache(maxsize=4096)
+# it is never changed in place. Sized as the Tasks' cache, for the same reason (tasks.py).
+@functools.lru_cache(maxsize=256)
 def patient(person: Patient) -> Json:
     verification = _VERIFIED if person.nhsNumberVerified else _NOT_TRACED
     return compact({

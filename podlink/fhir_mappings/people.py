@@ -24,10 +24,11 @@ from podlink.streams.core.events import Staff
 
 # The builders here are cached where their arguments are plain values: the same staff, network
 # members and places recur in message after message. Like the terminology tables, the dicts
-# returned are shared, so they are never changed in place.
+# returned are shared, so they are never changed in place. Staff recur across referrals, a
+# network member within one (sized as the Tasks' cache, for the same reason: tasks.py).
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1024)
 def practitioner(staff_id: str, ns: Namespace) -> Json:
     """A staff member by staff id only.
 
@@ -61,7 +62,7 @@ def related_person(episode: Episode, person_id: str, fallback_relationship: str 
                            listed.name if listed else None, listed.phone if listed else None, ns)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _related_person(referral_id: str, nhs_number: str, person_id: str, kind: str | None,
                     name: str | None, phone: str | None, ns: Namespace) -> Json:
     return compact({
