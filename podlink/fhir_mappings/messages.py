@@ -12,8 +12,6 @@ referenced by their codes (ODS code, team code).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.encounter import Encounter
@@ -169,7 +167,7 @@ REFERENCE_PATHS: dict[str, tuple[tuple[str, str | None], ...]] = {
 
 
 def _references(resource: Json) -> list[str]:
-    found = []
+    found: list[str] = []
     for element, part in REFERENCE_PATHS[resource["resourceType"]]:
         value = resource.get(element)
         if value is None:
