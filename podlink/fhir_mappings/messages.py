@@ -80,9 +80,10 @@ def build_message(
     """
     ns = namespace(base_url)
     referral = require_referral(episode)
-    groups = _concerned(event, episode, deadline, ns, deadlines)
+    request = service_request(episode, ns)  # once, for the referral's events focus on it too
+    groups = _concerned(event, episode, deadline, ns, deadlines, request)
     focus = _unique([group[0] for group in groups])
-    pool = _unique([*(r for group in groups for r in group), patient(referral.patient), service_request(episode, ns)])
+    pool = _unique([*(r for group in groups for r in group), patient(referral.patient), request])
     bundle = {
         "resourceType": "Bundle",
         "id": bundle_id(event.source, event.id),
@@ -100,20 +101,20 @@ def build_message(
 
 
 def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Namespace,
-               deadlines: tuple[Deadline, ...]) -> list[list[Json]]:
+               deadlines: tuple[Deadline, ...], request: Json) -> list[list[Json]]:
     """The resources the event concerns, the message's main focus first: each a group of the
-    resource followed by the resources it references."""
+    resource followed by the resources it references. `request` is the referral's ServiceRequest."""
     match event.data:
         case ReferralReceived() as referral:
             network = [[related_person(episode, p.personId, p.relationship, ns)] for p in referral.network]
             return [
-                [service_request(episode, ns)], first_meeting_encounter(episode, ns),
+                [request], first_meeting_encounter(episode, ns),
                 care_plan(episode, deadline, ns, deadlines), *network,
             ]
         case ReferralAccepted():
-            return [[service_request(episode, ns)], care_plan(episode, deadline, ns, deadlines)]
+            return [[request], care_plan(episode, deadline, ns, deadlines)]
         case ReferralRejected() | ReferralWithdrawn():
-            return [[service_request(episode, ns)], care_plan(episode, deadline, ns, deadlines), *closing_encounters(episode, ns)]
+            return [[request], care_plan(episode, deadline, ns, deadlines), *closing_encounters(episode, ns)]
         case MeetingScheduled() | MeetingHeld() | MeetingCancelled() as change:
             meeting = episode.meetings.get(change.meetingId)
             if meeting is None:
