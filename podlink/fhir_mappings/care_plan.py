@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from podlink.fhir_mappings.elements import Json, compact, meta, period, reference
 from podlink.fhir_mappings.errors import require_referral
-from podlink.fhir_mappings.people import practitioner, staff_reference
+from podlink.fhir_mappings.people import practitioner, staff_names, staff_reference
 from podlink.fhir_mappings.resource_ids import (
     care_plan_id,
     patient_id,
@@ -67,7 +67,7 @@ def care_plan(episode: Episode, deadline: Deadline | None, ns: Namespace,
         "title": "Peer-supported Open Dialogue care plan",
         "subject": reference(patient_id(referral.patient.nhsNumber)),
         "period": period(referral.receivedAt, _ended_at(episode)),
-        "author": staff_reference(episode, coordinator.staffId) if coordinator else None,
+        "author": staff_reference(staff_names(episode), coordinator.staffId) if coordinator else None,
         # R4 CarePlan.basedOn may only point at CarePlans: the referral is supporting information.
         "supportingInfo": [reference(service_request_id(referral.referralId))],
         "activity": [
@@ -94,14 +94,19 @@ def _activity(
     start: datetime | None = None, end: datetime | None = None,
     product: Json | None = None, description: str | None = None,
 ) -> Json:
-    return {"detail": compact({
-        "kind": kind,
-        "code": activity_code(ns, code),
-        "status": status,
-        "scheduledPeriod": period(start, end),
-        "productCodeableConcept": product,
-        "description": description,
-    })}
+    # Built field by field rather than through `compact`: a plan has an activity per meeting,
+    # review, prescription and admission, rebuilt for every message.
+    detail: Json = {"kind": kind} if kind is not None else {}
+    detail["code"] = activity_code(ns, code)
+    detail["status"] = status
+    scheduled = period(start, end)
+    if scheduled is not None:
+        detail["scheduledPeriod"] = scheduled
+    if product:
+        detail["productCodeableConcept"] = product
+    if description is not None:
+        detail["description"] = description
+    return {"detail": detail}
 
 
 def _deadline_activity(episode: Episode, deadline: Deadline | None, ns: Namespace) -> list[Json]:

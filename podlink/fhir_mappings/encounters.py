@@ -28,6 +28,7 @@ from podlink.fhir_mappings.people import (
     location,
     practitioner,
     related_person,
+    staff_names,
     staff_reference,
 )
 from podlink.fhir_mappings.resource_ids import (
@@ -56,11 +57,12 @@ def meeting_encounter(episode: Episode, meeting: Meeting, ns: Namespace) -> list
     referral = require_referral(episode)
     participants: list[Json] = []
     attendees: list[Json] = []
+    names = staff_names(episode)
     for attendee in meeting.attendees:
         if attendee.kind == "staff" and attendee.staffId:
             participants.append({
                 "type": [PRIMARY_PERFORMER, *([staff_role(ns, attendee.role)] if attendee.role else [])],
-                "individual": staff_reference(episode, attendee.staffId),
+                "individual": staff_reference(names, attendee.staffId),
             })
             attendees.append(practitioner(attendee.staffId, ns))
         elif attendee.kind == "network_member" and attendee.personId:

@@ -12,8 +12,6 @@ referenced by their codes (ODS code, team code).
 """
 from __future__ import annotations
 
-from typing import Any
-
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.encounter import Encounter
@@ -72,6 +70,8 @@ def build_message(
     its deadlines (every policy, open or closed), each sent as a Task with the CarePlan. `base_url` is
     the trust's namespace for podlink's own code systems, extensions and identifier systems
     (`PODLINK_FHIR_BASE_URL`). The same inputs always give an equal result, ids included.
+    Read the result, never change it: resources that recur from message to message (the
+    Patient, Tasks, Practitioners...) are built once and shared between results.
     `validate` checks the result against fhir.resources and the R4 JSON Schema; the worker
     skips that unless `PODLINK_FHIR_VALIDATION=full` (the tests prove the mappings instead:
     docs/performance.md). Raises MappingError if the episode has no referral to send or (when
@@ -80,9 +80,10 @@ def build_message(
     """
     ns = namespace(base_url)
     referral = require_referral(episode)
-    groups = _concerned(event, episode, deadline, ns, deadlines)
+    request = service_request(episode, ns)  # once, for the referral's events focus on it too
+    groups = _concerned(event, episode, deadline, ns, deadlines, request)
     focus = _unique([group[0] for group in groups])
-    pool = _unique([*(r for group in groups for r in group), patient(referral.patient), service_request(episode, ns)])
+    pool = _unique([*(r for group in groups for r in group), patient(referral.patient), request])
     bundle = {
         "resourceType": "Bundle",
         "id": bundle_id(event.source, event.id),
@@ -100,20 +101,20 @@ def build_message(
 
 
 def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Namespace,
-               deadlines: tuple[Deadline, ...]) -> list[list[Json]]:
+               deadlines: tuple[Deadline, ...], request: Json) -> list[list[Json]]:
     """The resources the event concerns, the message's main focus first: each a group of the
-    resource followed by the resources it references."""
+    resource followed by the resources it references. `request` is the referral's ServiceRequest."""
     match event.data:
         case ReferralReceived() as referral:
             network = [[related_person(episode, p.personId, p.relationship, ns)] for p in referral.network]
             return [
-                [service_request(episode, ns)], first_meeting_encounter(episode, ns),
+                [request], first_meeting_encounter(episode, ns),
                 care_plan(episode, deadline, ns, deadlines), *network,
             ]
         case ReferralAccepted():
-            return [[service_request(episode, ns)], care_plan(episode, deadline, ns, deadlines)]
+            return [[request], care_plan(episode, deadline, ns, deadlines)]
         case ReferralRejected() | ReferralWithdrawn():
-            return [[service_request(episode, ns)], care_plan(episode, deadline, ns, deadlines), *closing_encounters(episode, ns)]
+            return [[request], care_plan(episode, deadline, ns, deadlines), *closing_encounters(episode, ns)]
         case MeetingScheduled() | MeetingHeld() | MeetingCancelled() as change:
             meeting = episode.meetings.get(change.meetingId)
             if meeting is None:
@@ -136,7 +137,8 @@ def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Na
 def reachable(focus: list[Json], pool: list[Json]) -> list[Json]:
     """The resources of `pool` that the `focus` resources reach by references, directly or
     through other resources of the pool, in pool order (the focus among them)."""
-    by_url = {full_url(resource["id"]): resource for resource in pool}
+    urls = [full_url(resource["id"]) for resource in pool]
+    by_url = dict(zip(urls, pool))
     seen = {full_url(resource["id"]) for resource in focus}
     waiting = list(focus)
     while waiting:
@@ -144,29 +146,37 @@ def reachable(focus: list[Json], pool: list[Json]) -> list[Json]:
             if url in by_url and url not in seen:
                 seen.add(url)
                 waiting.append(by_url[url])
-    return [resource for resource in pool if full_url(resource["id"]) in seen]
+    return [resource for url, resource in zip(urls, pool) if url in seen]
 
 
-def _references(node: Any) -> list[str]:
-    # A loop over a stack rather than a recursive generator, and exact type checks (the
-    # mappings build plain dicts and lists): 1.7 times faster, measured, on a walk of every
-    # element of every resource of every message.
+# Where each kind of resource the mappings build holds references: (element, part of it) is a
+# Reference, or a list of them, at `resource[element][part]` (`resource[element]` with no part).
+# Only these are read, not every element: walking every element of every resource was a third
+# of building a message (measured). A test holds this table to that walk over every message the
+# tests build, so a mapping that gains a reference elsewhere fails it until it is added here.
+REFERENCE_PATHS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "CarePlan": (("subject", None), ("author", None), ("supportingInfo", None), ("activity", "reference")),
+    "Encounter": (("subject", None), ("basedOn", None), ("participant", "individual"), ("location", "location")),
+    "Location": (),
+    "Observation": (("basedOn", None), ("subject", None), ("performer", None)),
+    "Patient": (),
+    "Practitioner": (),
+    "RelatedPerson": (("patient", None),),
+    "ServiceRequest": (("subject", None),),
+    "Task": (("focus", None), ("for", None)),
+}
+
+
+def _references(resource: Json) -> list[str]:
     found: list[str] = []
-    waiting = [node]
-    while waiting:
-        current = waiting.pop()
-        if type(current) is dict:
-            target = current.get("reference")
-            if type(target) is str:
-                found.append(target)
-            children: Any = current.values()
-        elif type(current) is list:
-            children = current
-        else:
+    for element, part in REFERENCE_PATHS[resource["resourceType"]]:
+        value = resource.get(element)
+        if value is None:
             continue
-        for child in children:
-            if type(child) is dict or type(child) is list:
-                waiting.append(child)
+        for item in value if type(value) is list else (value,):
+            target = item if part is None else item.get(part)
+            if target is not None and type(url := target.get("reference")) is str:
+                found.append(url)
     return found
 
 

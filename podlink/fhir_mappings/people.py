@@ -1,6 +1,8 @@
 """Practitioner, RelatedPerson and Location: the resources the clinical ones point at."""
 from __future__ import annotations
 
+import functools
+
 from podlink.fhir_mappings.elements import Json, compact, meta, reference
 from podlink.fhir_mappings.errors import require_referral
 from podlink.fhir_mappings.resource_ids import (
@@ -20,6 +22,13 @@ from podlink.streams.core.episode import Episode
 from podlink.streams.core.events import Staff
 
 
+# The builders here are cached where their arguments are plain values: the same staff, network
+# members and places recur in message after message. Like the terminology tables, the dicts
+# returned are shared, so they are never changed in place. Staff recur across referrals, a
+# network member within one (sized as the Tasks' cache, for the same reason: tasks.py).
+
+
+@functools.lru_cache(maxsize=1024)
 def practitioner(staff_id: str, ns: Namespace) -> Json:
     """A staff member by staff id only.
 
@@ -35,8 +44,9 @@ def practitioner(staff_id: str, ns: Namespace) -> Json:
     }
 
 
-def staff_reference(episode: Episode, staff_id: str) -> Json:
-    return reference(practitioner_id(staff_id), _staff_names(episode).get(staff_id))
+def staff_reference(names: dict[str, str], staff_id: str) -> Json:
+    """A reference to a staff member's Practitioner, with their name (`staff_names`) as display."""
+    return reference(practitioner_id(staff_id), names.get(staff_id))
 
 
 def related_person(episode: Episode, person_id: str, fallback_relationship: str | None, ns: Namespace) -> Json:
@@ -48,17 +58,25 @@ def related_person(episode: Episode, person_id: str, fallback_relationship: str 
     referral = require_referral(episode)
     listed = next((p for p in referral.network if p.personId == person_id), None)
     kind = listed.relationship if listed else fallback_relationship
+    return _related_person(referral.referralId, referral.patient.nhsNumber, person_id, kind,
+                           listed.name if listed else None, listed.phone if listed else None, ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _related_person(referral_id: str, nhs_number: str, person_id: str, kind: str | None,
+                    name: str | None, phone: str | None, ns: Namespace) -> Json:
     return compact({
         "resourceType": "RelatedPerson",
-        "id": related_person_id(referral.referralId, person_id),
+        "id": related_person_id(referral_id, person_id),
         "meta": meta(PROFILE_RELATED_PERSON),
-        "patient": reference(patient_id(referral.patient.nhsNumber)),
+        "patient": reference(patient_id(nhs_number)),
         "relationship": [relationship(ns, kind)] if kind else None,
-        "name": [{"text": listed.name}] if listed and listed.name else None,
-        "telecom": [{"system": "phone", "value": listed.phone}] if listed and listed.phone else None,
+        "name": [{"text": name}] if name else None,
+        "telecom": [{"system": "phone", "value": phone}] if phone else None,
     })
 
 
+@functools.lru_cache(maxsize=16)
 def location(kind: str) -> Json:
     # A kind of place, not an address: the contract names only the setting of a meeting.
     return {
@@ -71,7 +89,7 @@ def location(kind: str) -> Json:
     }
 
 
-def _staff_names(episode: Episode) -> dict[str, str]:
+def staff_names(episode: Episode) -> dict[str, str]:
     """Names the episode's events gave to staff ids (the first one wins, in a fixed order)."""
     staff: list[Staff] = [
         s for s in (

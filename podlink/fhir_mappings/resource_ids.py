@@ -1,6 +1,6 @@
 """The id of every resource we send, derived only from source identifiers (never from names).
 
-Ids are UUIDv5 (`streams.ids.stable_id`), so a replayed event updates the same resources in
+Ids are UUIDv5 (`streams.core.ids`), so a replayed event updates the same resources in
 the EPR instead of creating new ones. Observations are facts fixed by their event data, so
 their ids come from that data, normalised to UTC: the same measure re-sent with another
 offset or event id still lands on the same Observation.
@@ -10,17 +10,21 @@ from __future__ import annotations
 from datetime import datetime
 
 from podlink.streams.core.encoding import utc_text
-from podlink.streams.core.ids import stable_id
+from podlink.streams.core.ids import once_id, stable_id
 
 FIRST_MEETING_PLANNED = "first-meeting-planned"
 
 
+# An event's message, its header and its Observation are named once each (`once_id`); the
+# resources a referral's messages share are named again and again (`stable_id`, cached).
+
+
 def bundle_id(source: str, event_id: str) -> str:
-    return stable_id("bundle", source, event_id)
+    return once_id("bundle", source, event_id)
 
 
 def message_header_id(source: str, event_id: str) -> str:
-    return stable_id("messageheader", source, event_id)
+    return once_id("messageheader", source, event_id)
 
 
 def patient_id(nhs_number: str) -> str:
@@ -65,10 +69,10 @@ def measure_observation_id(
     referral_id: str, instrument: str, timepoint: str, recorded_at: datetime, respondent_id: str | None,
 ) -> str:
     # Two carers may each complete the CWS at the same meeting.
-    return stable_id(
+    return once_id(
         "observation", referral_id, "measure", instrument, timepoint, utc_text(recorded_at), respondent_id or "",
     )
 
 
 def risk_observation_id(referral_id: str, assessed_at: datetime) -> str:
-    return stable_id("observation", referral_id, "risk", utc_text(assessed_at))
+    return once_id("observation", referral_id, "risk", utc_text(assessed_at))

@@ -51,9 +51,13 @@ SOURCE_ENDPOINT = "urn:podlink"
 DEFAULT_BASE_URL = "https://podlink.example.org/fhir"
 
 
-@dataclass(frozen=True)
+# Compared and hashed as an object (eq=False), not by its base: `namespace` makes one per base
+# URL, and the mappings' caches take it in their keys, where the generated value hash was a
+# Python call on every lookup, a few per element of a message.
+@dataclass(frozen=True, eq=False)
 class Namespace:
-    """The URIs of podlink's own terms under one base URL (no trailing slash).
+    """The URIs of podlink's own terms under one base URL (no trailing slash); get one from
+    `namespace`.
 
     Canonical URLs follow the FHIR REST pattern `[base]/CodeSystem/[id]`, so the intake service
     can serve each resource at the address that names it.

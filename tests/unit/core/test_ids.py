@@ -1,6 +1,10 @@
+import json
 import uuid
 
-from podlink.streams.core.ids import PODLINK_NAMESPACE, stable_id
+from hypothesis import given
+from hypothesis import strategies as st
+
+from podlink.streams.core.ids import PODLINK_NAMESPACE, once_id, stable_id
 
 
 def test_the_namespace_is_pinned():
@@ -16,3 +20,11 @@ def test_ids_of_known_parts_are_pinned():
 
 def test_parts_cannot_collide_by_where_they_are_split():
     assert stable_id("a,b", "c") != stable_id("a", "b,c") != stable_id("a", "b", "c")
+
+
+@given(st.lists(st.text(), min_size=1, max_size=4))
+def test_ids_are_the_uuid5_of_the_parts_named_as_a_json_array(parts: list[str]):
+    # The definition, spelled with the standard library: what every id podlink ever sent was.
+    expected = str(uuid.uuid5(PODLINK_NAMESPACE, json.dumps(parts, separators=(",", ":"))))
+    assert once_id(*parts) == expected
+    assert stable_id(*parts) == expected

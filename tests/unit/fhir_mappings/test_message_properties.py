@@ -13,11 +13,16 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from podlink.fhir_mappings import patient, people, tasks, terminology
+from podlink.fhir_mappings.messages import _references
 from podlink.services.samples import SCENARIOS, Record, pathway
+from podlink.streams.core import encoding, ids
+from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Episode, Policy, Position
 from podlink.streams.pipeline.processor import process
 from tests.support.episodes import accepted
 from tests.support.fhir_schema import bundle_errors
+from tests.unit.fhir_mappings.test_messages import references
 
 
 
@@ -62,3 +67,36 @@ def test_every_message_of_any_delivery_is_valid_r4(records: list[Record]):
 @given(deliveries())
 def test_checking_at_run_time_changes_nothing_but_the_cost(records: list[Record]):
     assert _messages(records, validate=True) == _messages(records, validate=False)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deliveries())
+def test_references_are_read_where_the_mappings_put_them(records: list[Record]):
+    # messages.REFERENCE_PATHS against a walk of every element of every resource.
+    for message in _messages(records, validate=False):
+        for entry in message["entry"][1:]:
+            assert sorted(_references(entry["resource"])) == sorted(references(entry["resource"]))
+
+
+# Every cache of the mappings (by their inputs, so a worker's messages are the same whatever it
+# built before, as on a worker that has just started).
+CACHES = (
+    encoding._cached_utc_text, ids.stable_id, tasks._task, patient.patient, people.practitioner,
+    people._related_person, people.location, terminology.local_coding, terminology.local_concept,
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deliveries())
+def test_a_message_is_the_same_whatever_was_built_before_it(records: list[Record]):
+    warm = _messages(records, validate=False)  # the caches hold this and earlier deliveries' parts
+    cold = []
+    episode: Episode | None = None
+    for offset, record in enumerate(records):
+        for cache in CACHES:
+            cache.cache_clear()
+        result = process(episode, accepted(record.value), Policy(), Position(record.topic, 0, offset),
+                         validate_fhir=False)
+        episode = result.episode
+        cold.extend(result.fhir_messages)
+    assert [json_bytes(m) for m in warm] == [json_bytes(m) for m in cold]

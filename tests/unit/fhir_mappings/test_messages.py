@@ -20,7 +20,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from podlink.fhir_mappings import MappingError, build_message
-from podlink.fhir_mappings.messages import reachable
+from podlink.fhir_mappings.messages import _references, reachable
 from podlink.streams.core.deadlines import Deadline
 from podlink.streams.core.pathway import first_meeting_deadline
 from podlink.streams.core.episode import Episode, Policy, apply
@@ -335,6 +335,14 @@ def test_every_entry_is_reachable_from_the_message_header_focus(sent: Sent):
     # The FHIR messaging rule: an entry nothing in the message leads to has no business there.
     entries = [e["fullUrl"] for e in sent.message["entry"][1:]]
     assert sorted(reached_from_focus(sent.message)) == sorted(entries)
+
+
+@ALL
+def test_references_are_read_where_the_mappings_put_them(sent: Sent):
+    # Which entries a message needs is worked out from the places references are
+    # (messages.REFERENCE_PATHS), not from every element: a reference anywhere else is missed.
+    for entry in sent.message["entry"][1:]:
+        assert sorted(_references(entry["resource"])) == sorted(references(entry["resource"]))
 
 
 def test_a_resource_nothing_reaches_is_dropped():
