@@ -28,7 +28,7 @@ from podlink.streams.core.events import (
     ReferralWithdrawn,
     RiskAssessed,
 )
-from podlink.streams.core.ids import stable_id
+from podlink.streams.core.ids import once_id
 from podlink.streams.core.measures import scores
 from podlink.streams.core.rules import Evaluation, Flag
 
@@ -40,7 +40,7 @@ def cloud_event(kind: str, subject: str, time: datetime, data: dict[str, Any], *
     """A CloudEvents 1.0 structured-mode event with an id fixed by its kind and `id_parts`."""
     return {
         "specversion": "1.0",
-        "id": stable_id(kind, subject, *id_parts),
+        "id": once_id(kind, subject, *id_parts),  # one event's own: not worth the cache
         "source": SOURCE,
         "type": PREFIX + kind,
         "subject": subject,
