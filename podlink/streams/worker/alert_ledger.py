@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import ConsumerStoppedError
 from mode import Service
 
 from podlink.streams.core.encoding import json_bytes
@@ -205,15 +206,21 @@ class AlertLedger(Service):
 
     async def _partitions(self, topic: str) -> list[TopicPartition]:
         while True:
-            await self._consumer.topics()  # refreshes the metadata
-            found = self._consumer.partitions_for_topic(topic)
+            # What consumer.topics() reads, partitions included (aiokafka is pinned, pyproject):
+            # partitions_for_topic() knows only the topics of a subscription.
+            cluster = await self._consumer._client.fetch_all_metadata()
+            found = cluster.partitions_for_topic(topic)
             if found:
                 return [TopicPartition(topic, p) for p in sorted(found)]
             log.warning("alert ledger waiting for its topic", topic=topic)
             await asyncio.sleep(1.0)
 
     async def _fetch(self) -> int:
-        fetched = await self._consumer.getmany(timeout_ms=200, max_records=FETCH_RECORDS)
+        try:
+            fetched = await self._consumer.getmany(timeout_ms=200, max_records=FETCH_RECORDS)
+        except ConsumerStoppedError:
+            await asyncio.sleep(3600)  # stopping: the service cancels this task next
+            return 0
         count = 0
         for tp, records in fetched.items():
             for record in records:
