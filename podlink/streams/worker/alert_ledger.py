@@ -297,7 +297,11 @@ class AlertLedger(Service):
         for alert_id, since in list(self._unrecorded.items()):
             _, partition, offset = self._held[alert_id]
             if offset < self._checkpoints.get(partition, 0):
-                del self._unrecorded[alert_id]  # another ledger read its record back
+                # Another ledger read its record back, and this one has not: its record is
+                # still to be read (the scan's catch_up reads it before any alert) or was
+                # tombstoned before this ledger read the alert. Either way the ledger topic
+                # says, not the alerts topic.
+                self._drop(alert_id)
             elif now - since >= self._grace:
                 # Its sender was killed before it wrote the record, or the write was lost.
                 self._write(alert_id.encode(), record_value(self._held[alert_id]))
