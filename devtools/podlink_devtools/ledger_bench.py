@@ -1,7 +1,7 @@
 """What the alert ledger costs a starting worker after N past alerts, of which M are of
 referrals that can still alert (open) and the rest of settled ones.
 
-`python -m podlink_devtools.ledger_bench N [--open M] [--bootstrap HOST:PORT]`: on a new Apache
+`python -m podlink_devtools.ledger_bench N [--open M] [--compacted] [--bootstrap HOST:PORT]`: on a new Apache
 Kafka jar broker (or `--bootstrap`), N breach alerts as the worker publishes them (CloudEvents
 from `alert_event`, keyed by referral) on `pod.sla-alerts.v1`, each recorded by the worker's own
 `AlertLedger` with where the broker put it, and all but M of their referrals then forgotten as a
@@ -10,11 +10,13 @@ Then, in a new process, a new `AlertLedger` started and read to the end, as a wo
 deadline scan waits for it. Reports the time from start to caught up, the ids it holds (and
 that it holds exactly the open referrals' alerts), the ledger records it read, the resident
 memory it added and the longest the event loop was held meanwhile (a 5 ms ticker's worst
-overshoot).
+overshoot). The record count is what the start read, counted by reading the topic just before.
 
 The jar broker does not compact within a run (its segments roll after an hour), so the start
 reads every record and tombstone written: the upper bound of what a start reads between two
-passes of the log cleaner.
+passes of the log cleaner. With `--compacted` the ledger topic is set to roll and clean within
+seconds, and the start is measured once the cleaner has left the live records: what a start
+reads once the cleaner has caught up.
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from podlink.services.topics import ensure_topics
 from podlink.streams.core.alerts import alert_event
@@ -95,19 +98,8 @@ async def _ticker(worst: list[float], stop: asyncio.Event) -> None:
         worst[0] = max(worst[0], loop.time() - before - TICK)
 
 
-def _ledger_records(bootstrap: str) -> int:
-    """How many records the ledger topic holds: what a start reads."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    try:
-        tps = [TopicPartition(ALERT_LEDGER_TOPIC, p) for p in consumer.partitions_for_topic(ALERT_LEDGER_TOPIC)]
-        ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
-        return sum(ends[tp] - starts[tp] for tp in tps)
-    finally:
-        consumer.close()
-
-
 async def _start_ledger(bootstrap: str, alerts: int, still_open: int) -> str:
-    records = _ledger_records(bootstrap)
+    records = _records_left(bootstrap)
     rss_before = _rss_mib()
     stop, worst = asyncio.Event(), [0.0]
     ticker = asyncio.create_task(_ticker(worst, stop))
@@ -135,19 +127,74 @@ def _measure(bootstrap: str, alerts: int, still_open: int) -> str:
     return asyncio.run(_start_ledger(bootstrap, alerts, still_open))
 
 
+# What the log cleaner needs to compact the ledger topic within a run: segments that roll
+# every few seconds, any dirt worth cleaning, tombstones dropped at the next pass.
+FAST_COMPACTION = {"segment.ms": "2000", "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0",
+                   "min.compaction.lag.ms": "0"}
+
+
+def _compact_fast(bootstrap: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, ALERT_LEDGER_TOPIC, configs=FAST_COMPACTION)])
+    finally:
+        admin.close()
+
+
+def _records_left(bootstrap: str) -> int:
+    """The records a start would read now, counted by reading them."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, consumer_timeout_ms=2000,
+                             max_partition_fetch_bytes=4 * 1024 * 1024)
+    try:
+        tps = [TopicPartition(ALERT_LEDGER_TOPIC, p) for p in consumer.partitions_for_topic(ALERT_LEDGER_TOPIC)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        return sum(1 for _ in consumer)
+    finally:
+        consumer.close()
+
+
+def _wait_for_the_cleaner(bootstrap: str, still_open: int) -> None:
+    """Roll every segment (a write after segment.ms), then wait until the cleaner has dropped the
+    forgotten referrals' records and tombstones."""
+    time.sleep(3)
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    partitions = consumer.partitions_for_topic(ALERT_LEDGER_TOPIC)
+    consumer.close()
+    deadline = time.monotonic() + 600
+    while True:
+        for p in partitions:  # a tombstone of no alert: a ledger drops nothing for it
+            producer.send(ALERT_LEDGER_TOPIC, key=f"bench-roll-{p}".encode(), value=None, partition=p)
+        producer.flush()
+        left = _records_left(bootstrap)
+        progress(f"ledger topic: {left} records left (live: {still_open} and the checkpoints)")
+        if left <= still_open + 4 * len(partitions) or time.monotonic() > deadline:
+            break
+        time.sleep(15)
+    producer.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m podlink_devtools.ledger_bench")
     parser.add_argument("alerts", type=int)
     parser.add_argument("--open", type=int, default=0, dest="still_open",
                         help="how many of the alerts are of referrals that can still alert (default 0)")
     parser.add_argument("--bootstrap", default=None, help="an external broker (default: a new Kafka jar broker)")
+    parser.add_argument("--compacted", action="store_true",
+                        help="let the log cleaner compact the ledger topic before the start is measured "
+                        "(sets the topic to roll and clean within seconds)")
     args = parser.parse_args()
     if not 0 <= args.still_open <= args.alerts:
         parser.error("--open must be between 0 and the number of alerts")
     with bench_broker("kafka", args.bootstrap) as broker:
         ensure_topics(broker.bootstrap, 6, 1)
+        if args.compacted:
+            _compact_fast(broker.bootstrap)
         progress(f"publishing {args.alerts} alerts to {ALERTS_TOPIC}")
         asyncio.run(_raise_and_settle(broker.bootstrap, args.alerts, args.still_open))
+        if args.compacted:
+            _wait_for_the_cleaner(broker.bootstrap, args.still_open)
         progress("starting a new alert ledger in a new process")
         # A new process: the memory it adds is the start's alone, not what writing left behind.
         with multiprocessing.get_context("spawn").Pool(1) as pool:
