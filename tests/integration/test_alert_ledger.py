@@ -15,7 +15,7 @@ from podlink.streams.core.alerts import alert_event
 from podlink.streams.core.deadlines import Deadline
 from podlink.streams.worker.alert_ledger import AlertLedger
 from podlink.streams.worker.cloudevents_binding import structured
-from tests.support.brokers import consume_until, create_topics
+from tests.support.brokers import consume_until, create_topics, produce
 from tests.support.episodes import T0, hours
 
 GRACE = 0.5  # seconds an alert may go unrecorded before a ledger that sees it records it
@@ -165,6 +165,26 @@ def test_a_start_reads_the_alerts_topic_only_from_its_checkpoints(broker, topics
             # Every alert lies below its partition's checkpoint.
             assert sum(second._alerts_read.values()) == len(alerts)
             assert second._alerts_read == second._checkpoints
+        finally:
+            await second.stop()
+
+    asyncio.run(scenario())
+
+
+def test_records_it_cannot_read_are_skipped_and_the_rest_still_known(broker, topics):
+    alert = breach("REF-LEDGER-9")
+    junk = [(b"not-an-alert", b"{not json"), (None, b"[]"), (b"checkpoint:x", b'{"offset": 3}')]
+    produce(broker.bootstrap, topics[0], junk[:2])
+    produce(broker.bootstrap, topics[1], junk)
+
+    async def scenario() -> None:
+        first = await started(broker.bootstrap, topics)
+        first.record(alert["id"], "REF-LEDGER-9", await send(broker.bootstrap, topics[0], alert))
+        await eventually(lambda: not first._unrecorded)
+        await first.stop()
+        second = await started(broker.bootstrap, topics)
+        try:
+            assert second.raised(alert["id"]) and second.held() == 1
         finally:
             await second.stop()
 
