@@ -189,3 +189,33 @@ def test_records_it_cannot_read_are_skipped_and_the_rest_still_known(broker, top
             await second.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_forgotten_id_is_kept_until_a_checkpoint_passes_it(broker):
+    """Else the next start, reading the alerts topic from the checkpoint, would find the alert
+    again: here an alert no ledger has recorded holds the checkpoint below the forgotten one."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = (f"alerts-{suffix}", f"alert-ledger-{suffix}")
+    create_topics(broker.bootstrap, list(topics), partitions=1)
+    unrecorded, settled = breach("REF-LEDGER-10"), breach("REF-LEDGER-11")
+
+    async def scenario() -> None:
+        # A long grace period: this ledger does not record the other worker's alert itself.
+        ledger = AlertLedger(broker.bootstrap, *topics, grace_seconds=3600)
+        await ledger.start()
+        try:
+            assert await ledger.catch_up(timeout=30)
+            await send(broker.bootstrap, topics[0], unrecorded)  # its sender killed before recording it
+            ledger.record(settled["id"], "REF-LEDGER-11", await send(broker.bootstrap, topics[0], settled))
+            ledger.forget("REF-LEDGER-11")
+            await asyncio.sleep(4)  # upkeeps every second
+            assert ledger.raised(settled["id"])  # no checkpoint past it: not tombstoned
+        finally:
+            await ledger.stop()
+        after = await started(broker.bootstrap, topics)
+        try:
+            assert after.raised(unrecorded["id"]) and after.raised(settled["id"])
+        finally:
+            await after.stop()
+
+    asyncio.run(scenario())
