@@ -4,9 +4,10 @@ The alert ledger holds an id so that the alert is not raised twice. An id may go
 state of the referral can call for that alert again, whatever records arrive later (a late
 event rewrites the deadline entry, and every alert it calls for and the ledger does not hold
 goes out):
-- a closed referral stays closed (a late acceptance does not reopen it), and the rules close its
-  deadlines with it; a deadline that is not open calls for no alert but `resolved`, and that
-  only while its breach is held and its resolution is not;
+- a closed referral stays closed (a late acceptance does not reopen it), and a policy the
+  closing cancels opens no more for it; a deadline still open may alert (a post-discharge
+  follow-up outlives the discharge); one that is not open calls for no alert but `resolved`,
+  and that only while its breach is held and its resolution is not;
 - a flag that alerts only while the referral is open never alerts again once it is closed; any
   other flag alerts whenever it is not held, so its referral's ids are never forgotten.
 """
