@@ -7,11 +7,18 @@ from typing import Any
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from podlink.streams.worker.settings import ALERTS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
+from podlink.streams.worker.settings import ALERT_LEDGER_TOPIC, ALERTS_TOPIC, INPUT_TOPICS, OUTPUT_TOPICS
 
-# Workers read the alerts topic back to know which alerts went out; an alert that expired from
-# it would page on-call again for a deadline still open. One small record per alert.
-TOPIC_CONFIGS = {ALERTS_TOPIC: {"retention.ms": "-1"}}
+# The alert ledger reads the alerts topic's tail after its last checkpoint, which may be far
+# back after an outage of every worker: an alert that expired from it would page on-call again
+# for a deadline still open. One small record per alert.
+# The ledger's own topic is compacted: one record per alert id (a tombstone once its referral
+# can no longer alert) and per alerts partition's checkpoint. Segments roll hourly so that the
+# cleaner can drop forgotten ids within hours, which is what a worker's start reads.
+TOPIC_CONFIGS = {
+    ALERTS_TOPIC: {"retention.ms": "-1"},
+    ALERT_LEDGER_TOPIC: {"cleanup.policy": "compact", "segment.ms": "3600000"},
+}
 # `podlink intake`'s memory of X-Request-Ids: one record per request id (compacted), the hash of
 # its body, read back at start so a repeat is recognised after a restart (docs/epr-exchange.md).
 INTAKE_REQUESTS_TOPIC = "podlink.intake-requests.v1"
@@ -33,7 +40,7 @@ def ensure_topics(bootstrap: str, partitions: int, replication_factor: int = 1,
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="podlink-admin",
                              **(client_options or {}))
     try:
-        wanted = INPUT_TOPICS + OUTPUT_TOPICS
+        wanted = INPUT_TOPICS + OUTPUT_TOPICS + (ALERT_LEDGER_TOPIC,)
         existing = set(admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         existing_inputs = [name for name in INPUT_TOPICS if name in existing]

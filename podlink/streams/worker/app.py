@@ -23,7 +23,7 @@ from faust.streams import _current_event
 from faust.types import TP
 from faust.types.events import EventT
 
-from podlink.streams.worker.alert_ledger import AlertLedger
+from podlink.streams.worker.alert_ledger import AlertLedger, Sent
 from podlink.streams.worker.broker_watch import install_broker_watch
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers
@@ -38,6 +38,7 @@ from podlink.streams.worker.policy_loading import LoadedPolicy, load_policy
 from podlink.streams.worker.records import RecordHandler
 from podlink.streams.worker.watch_index import WatchIndex
 from podlink.streams.worker.settings import (
+    ALERT_LEDGER_TOPIC,
     ALERTS_TOPIC,
     DEAD_LETTER_TOPIC,
     FHIR_TOPIC,
@@ -118,7 +119,8 @@ class Worker:
         self._indexing: asyncio.Future[None] | None = None
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
         self.metrics = Metrics()
-        self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, client_options(settings))
+        self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, ALERT_LEDGER_TOPIC,
+                                  client_options(settings))
         self._recovery_started = time.monotonic()
         self._recovered_records = 0
         self.app = self._build_app()
@@ -268,7 +270,7 @@ class Worker:
 
     def _deadlines_written(self, key: bytes, entry: DeadlineEntry) -> None:
         self._recomputed.pop(key, None)
-        self.index.put(key, entry)
+        self.deadline_scan.written(key, entry)
 
     def _stored_entries(self) -> Iterator[tuple[bytes, DeadlineEntry | None]]:
         for key, stored in self.deadlines.items():
@@ -293,15 +295,15 @@ class Worker:
 
         Straight to the producer: Faust's send_soon buffer added about 7% to the worker's time
         in a profile of `podlink bench` (a future, a pending message, callbacks and sensors per
-        record). Its flush before each
-        commit still covers these, and the agent waits for them before acknowledging a batch."""
+        record). Its flush before each commit still covers these, and the agent waits for them
+        before acknowledging a batch."""
         records, self._outbox = self._outbox, []
         return [await self.app.producer.send(topic, key, value, None, None, headers)
                 for topic, key, value, headers in records]
 
-    async def _send_alert(self, key: bytes, value: bytes, headers: Headers) -> None:
-        await self.app.producer.send_and_wait(ALERTS_TOPIC, key, value, partition=None, timestamp=None,
-                                              headers=headers)
+    async def _send_alert(self, key: bytes, value: bytes, headers: Headers) -> Sent:
+        return await self.app.producer.send_and_wait(ALERTS_TOPIC, key, value, partition=None,
+                                                     timestamp=None, headers=headers)
 
     # -- recovery: how much changelog a rebalance or restart had to read -----------------------
 

@@ -3,7 +3,8 @@
 An alert pages a person, so it waits until the worker has read both input topics of the
 referral's partition to their end (a later record in a backlog may meet or close the
 deadline), until the alert ledger has read what was already raised, and it is recorded as
-raised only once the broker has it.
+raised only once the broker has it. A referral that can no longer alert (`can_forget`) is
+forgotten by the ledger, which so holds the ids of referrals that can still alert.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from faust.types import TP
 from podlink.streams.core.alerts import ALERT_TYPES, alert_event, alert_id
 from podlink.streams.core.deadlines import alert_due_at, due_alerts
 from podlink.streams.core.outcomes import flag_event, missed_event
+from podlink.streams.pipeline.alert_settling import can_forget
+from podlink.streams.worker.alert_ledger import Sent
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers, structured
 from podlink.streams.worker.codecs import DeadlineEntry
@@ -42,7 +45,9 @@ class Consumer(Protocol):
 
 class Ledger(Protocol):
     def raised(self, alert_id: str) -> bool: ...
-    def record(self, alert_id: str) -> None: ...
+    def record(self, alert_id: str, referral: str, sent: Sent) -> None: ...
+    def forget(self, referral: str) -> None: ...
+    def holds(self, referral: str) -> bool: ...
     async def catch_up(self, timeout: float) -> bool: ...
 
 
@@ -54,14 +59,14 @@ class Entries(Protocol):
 
 class DeadlineScan:
     def __init__(self, *, entries: Entries, index: WatchIndex, consumer: Consumer,
-                 send_alert: Callable[[bytes, bytes, Headers], Awaitable[None]],
+                 send_alert: Callable[[bytes, bytes, Headers], Awaitable[Sent]],
                  send_outcome: Callable[[bytes, bytes, Headers], None],
                  ledger: Ledger, catch_up: CatchUp, metrics: Metrics, clock: Clock,
                  is_ready: Callable[[], bool], ledger_timeout: float) -> None:
         self.entries = entries
         self.index = index
         self.consumer = consumer
-        self.send_alert = send_alert  # returns once the broker has the alert
+        self.send_alert = send_alert  # returns where the broker put the alert, once it has it
         self.send_outcome = send_outcome
         self.ledger = ledger
         self.catch_up = catch_up
@@ -154,8 +159,8 @@ class DeadlineScan:
             raised = frozenset(k for k in ALERT_TYPES if self.ledger.raised(alert_id(deadline, k)))
             for kind in due_alerts(deadline, raised, now):
                 alert = alert_event(deadline, kind, now)
-                await self.send_alert(key, *structured(alert))
-                self.ledger.record(alert["id"])
+                sent = await self.send_alert(key, *structured(alert))
+                self.ledger.record(alert["id"], deadline.referral_id, sent)
                 if kind == "breached":
                     self.send_outcome(key, *structured(missed_event(deadline, now)))
                 self.metrics.alert(kind, (self.clock() - alert_due_at(deadline, kind)).total_seconds())
@@ -168,9 +173,20 @@ class DeadlineScan:
                 continue
             if flag.only_while_open and entry.watch.closed:
                 continue  # closed later in the backlog: no page for it now
-            await self.send_alert(key, *structured(alert))
-            self.ledger.record(alert["id"])
+            sent = await self.send_alert(key, *structured(alert))
+            self.ledger.record(alert["id"], flag.referral_id, sent)
             self.metrics.alert("flagged", (self.clock() - flag.at).total_seconds())
             log.warning("alert raised", alert=alert["type"], alert_id=alert["id"],
                         referral=flag.referral_id, rule=flag.rule)
         self.index.put(key, entry, after=now)
+        if can_forget(entry.watch, self.ledger.raised):
+            self.ledger.forget(key.decode())
+
+    def written(self, key: bytes, entry: DeadlineEntry) -> None:
+        """A record wrote the referral's entry. A closed one whose ids the ledger holds is looked
+        at by the next scan even with no moment left (a warning whose deadline was then met in
+        time leaves none), so that they are forgotten once the scan knows what was raised and
+        has read the input to its end."""
+        self.index.put(key, entry)
+        if entry.watch.closed and self.ledger.holds(key.decode()):
+            self.index.wake_at(key, 0.0)

@@ -16,6 +16,8 @@ FHIR_TOPIC = "epr.fhir-messages.v1"
 OUTCOMES_TOPIC = "pod.outcomes.v1"
 ALERTS_TOPIC = "pod.sla-alerts.v1"
 DEAD_LETTER_TOPIC = "podlink.dead-letter.v1"
+# The alert ledger's own record (compacted): which alerts went out, for referrals that can still alert.
+ALERT_LEDGER_TOPIC = "podlink.alert-ledger.v1"
 INPUT_TOPICS = (SPA_TOPIC, CARE_TOPIC)
 OUTPUT_TOPICS = (FHIR_TOPIC, OUTCOMES_TOPIC, ALERTS_TOPIC, DEAD_LETTER_TOPIC)
 

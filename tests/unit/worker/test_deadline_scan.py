@@ -14,6 +14,7 @@ from podlink.streams.core.deadlines import Deadline
 from podlink.streams.core.rules import Flag
 from podlink.streams.pipeline.processor import Watch
 from podlink.streams.worker.catchup import CatchUp
+from podlink.streams.worker.alert_ledger import Sent
 from podlink.streams.worker.codecs import DEADLINE_ENTRY, DeadlineEntry
 from podlink.streams.worker.deadline_scan import DeadlineScan
 from podlink.streams.worker.metrics import Metrics
@@ -60,12 +61,21 @@ class FakeConsumer:
 class FakeLedger:
     ids: set[str] = field(default_factory=set)
     while_catching_up: Callable[[], None] = lambda: None
+    recorded: list[tuple[str, str, int, int]] = field(default_factory=list)  # id, referral, partition, offset
+    forgotten: list[str] = field(default_factory=list)
 
     def raised(self, alert_id: str) -> bool:
         return alert_id in self.ids
 
-    def record(self, alert_id: str) -> None:
+    def record(self, alert_id: str, referral: str, sent: Sent) -> None:
         self.ids.add(alert_id)
+        self.recorded.append((alert_id, referral, sent.partition, sent.offset))
+
+    def forget(self, referral: str) -> None:
+        self.forgotten.append(referral)
+
+    def holds(self, referral: str) -> bool:
+        return any(r == referral for _, r, _, _ in self.recorded)
 
     async def catch_up(self, timeout: float) -> bool:
         self.while_catching_up()
@@ -78,11 +88,18 @@ class FakeProducer:
     headers: list[dict[str, bytes]] = field(default_factory=list)  # of each record sent
     fails: bool = False
 
-    async def send_and_wait(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+    async def send_and_wait(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Placed:
         if self.fails:
             raise ConnectionError("broker gone")
         self.sent.append((key, json.loads(value)))
         self.headers.append(dict(headers))
+        return Placed(partition=3, offset=100 + len(self.sent))  # where a broker would put it
+
+
+@dataclass(frozen=True)
+class Placed:
+    partition: int
+    offset: int
 
 
 class Harness:
@@ -263,3 +280,55 @@ def test_a_high_risk_flag_pages_only_while_the_referral_is_open(h, closed, expec
     assert len(flags) == expected
     h.store(b"REF-1", h.deadlines[b"REF-1"])  # told again, as when another event changes the entry
     assert len(h.run()) == expected  # at most once
+
+
+def test_an_alert_is_recorded_with_its_referral_and_where_the_broker_put_it(h):
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 10)
+    h.run()
+    assert h.ledger.recorded == [(breach_id("REF-1"), "REF-1", 3, 101)]
+
+
+def test_a_referral_closed_once_its_breach_is_resolved_is_forgotten_by_the_ledger(h):
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 10)
+    h.run()
+    assert h.ledger.forgotten == []  # open: its breach stands
+    # Withdrawn at 28 hours: the scan resolves the breach, and then nothing more can alert.
+    closed = deadline("REF-1").model_copy(update={"closed_at": T0 + hours(28)})
+    h.scan.written(b"REF-1", DEADLINE_ENTRY.decode(stored("REF-1", deadlines=(closed,), closed=True)))
+    h.deadlines[b"REF-1"] = stored("REF-1", deadlines=(closed,), closed=True)
+    assert [a["type"] for _, a in h.run()][-1] == "uk.nhs.podlink.sla.resolved"
+    assert h.ledger.forgotten == ["REF-1"]
+
+
+def test_a_closed_referral_with_no_moment_left_is_looked_at_once_and_forgotten(h):
+    # Warned at risk, met in time (so it leaves the watch), then withdrawn: the index has no
+    # moment for it, yet its at-risk id is held.
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 10)
+    h.ledger.recorded.append(("at-risk-id", "REF-2", 0, 5))
+    h.deadlines[b"REF-2"] = stored("REF-2", deadlines=(), closed=True)
+    h.scan.written(b"REF-2", DEADLINE_ENTRY.decode(h.deadlines[b"REF-2"]))
+    h.run()
+    assert "REF-2" in h.ledger.forgotten
+
+
+def test_a_closed_referral_the_ledger_holds_nothing_of_is_not_looked_at(h):
+    h.deadlines[b"REF-2"] = stored("REF-2", deadlines=(), closed=True)
+    h.scan.written(b"REF-2", DEADLINE_ENTRY.decode(h.deadlines[b"REF-2"]))
+    assert h.index.due(NOW) == [b"REF-1"]
+
+
+def test_a_closed_referral_waits_for_its_partition_to_be_read_before_it_is_forgotten(h):
+    # A later record in the backlog could still raise the breach's resolution.
+    h.ledger.recorded.append(("at-risk-id", "REF-2", 0, 5))
+    h.deadlines[b"REF-2"] = stored("REF-2", deadlines=(), closed=True)
+    h.scan.written(b"REF-2", DEADLINE_ENTRY.decode(h.deadlines[b"REF-2"]))
+    h.read_to(SPA_TOPIC, 10)
+    h.read_to(CARE_TOPIC, 9)
+    h.run()
+    assert h.ledger.forgotten == []
+    h.read_to(CARE_TOPIC, 10)
+    h.run()
+    assert "REF-2" in h.ledger.forgotten
