@@ -193,7 +193,7 @@ class Worker:
 
         @app.agent(self.inputs, name="episode-processor")
         async def episode_processor(stream: faust.StreamT) -> None:
-            # A batch is acked (and so committed) once handle_batch returns: at least once.
+            # A batch is acked (and so committed) once handled and its outputs delivered: at least once.
             async for events in stream.take_events(s.batch_max_records, within=s.batch_wait_seconds):
                 # Handled a slice at a time, yielding once slices have held the event loop for
                 # HOLD_SECONDS: a whole batch would hold it for hundreds of milliseconds.
