@@ -86,6 +86,17 @@ def _stop_without_committing() -> NoReturn:
     os._exit(EXIT_OUTPUTS_REFUSED)
 
 
+def _check_delivered(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        _outputs_not_delivered(sent.exception())
+
+
+def _outputs_not_delivered(exc: BaseException | None) -> NoReturn:
+    log.critical("outputs not delivered; stopping, to read the batch again when restarted",
+                 error=type(exc).__name__)
+    _stop_without_committing()
+
+
 class GroupConsumer:
     """Faust's consumer as the deadline scan and the lag metric see it."""
 
@@ -193,27 +204,19 @@ class Worker:
 
         @app.agent(self.inputs, name="episode-processor")
         async def episode_processor(stream: faust.StreamT) -> None:
-            # A batch is acked (and so committed) once handled and its outputs delivered: at least once.
+            # A batch is acked once handled; Faust flushes the producer before it commits.
             async for events in stream.take_events(s.batch_max_records, within=s.batch_wait_seconds):
                 # Handled a slice at a time, yielding once slices have held the event loop for
                 # HOLD_SECONDS: a whole batch would hold it for hundreds of milliseconds.
-                sent: list[asyncio.Future[Any]] = []
                 held_since = time.monotonic()
-                try:
-                    for start in range(0, len(events), SLICE_RECORDS):
-                        part = events[start:start + SLICE_RECORDS]
-                        self.records.handle_batch([event.message for event in part],
-                                                  writing_as=lambda i, part=part: _as_current(part[i]))
-                        sent += await self._send_outbox()
-                        if time.monotonic() - held_since >= HOLD_SECONDS:
-                            await asyncio.sleep(0)
-                            held_since = time.monotonic()
-                    # Acknowledged (so committed) only once the broker has every output.
-                    await asyncio.gather(*sent)
-                except Exception as exc:  # noqa: BLE001 - the broker refused an output
-                    log.critical("outputs not delivered; stopping, to read the batch again when restarted",
-                                 error=type(exc).__name__)
-                    _stop_without_committing()
+                for start in range(0, len(events), SLICE_RECORDS):
+                    part = events[start:start + SLICE_RECORDS]
+                    self.records.handle_batch([event.message for event in part],
+                                              writing_as=lambda i, part=part: _as_current(part[i]))
+                    await self._send_outbox()
+                    if time.monotonic() - held_since >= HOLD_SECONDS:
+                        await asyncio.sleep(0)
+                        held_since = time.monotonic()
 
         @app.timer(s.deadline_scan_seconds, name="deadline-scan")
         async def deadline_scan() -> None:
@@ -290,16 +293,23 @@ class Worker:
         self._recomputed[key] = recomputed
         return recomputed
 
-    async def _send_outbox(self) -> list[asyncio.Future[Any]]:
+    async def _send_outbox(self) -> None:
         """Hand the outputs to the Kafka producer, in order; their futures say when the broker has them.
 
         Straight to the producer: Faust's send_soon buffer added about 7% to the worker's time
         in a profile of `podlink bench` (a future, a pending message, callbacks and sensors per
-        record). Its flush before each commit still covers these, and the agent waits for them
-        before acknowledging a batch."""
+        record). Its flush before each commit still covers these."""
         records, self._outbox = self._outbox, []
-        return [await self.app.producer.send(topic, key, value, None, None, headers)
-                for topic, key, value, headers in records]
+        for topic, key, value, headers in records:
+            try:
+                sent = await self.app.producer.send(topic, key, value, None, None, headers)
+            except Exception as exc:  # noqa: BLE001 - refused before it was queued
+                _outputs_not_delivered(exc)
+            # Not awaited here: waiting for delivery before acknowledging a batch stalled the
+            # agent across a rebalance (test_scale_out). A refusal stops the process before
+            # Faust can commit: this callback is registered before the flush that precedes
+            # every commit waits on the same delivery.
+            sent.add_done_callback(_check_delivered)
 
     async def _send_alert(self, key: bytes, value: bytes, headers: Headers) -> Sent:
         return await self.app.producer.send_and_wait(ALERTS_TOPIC, key, value, partition=None,

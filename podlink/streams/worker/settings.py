@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     )
     batch_max_records: int = Field(
         default=500, ge=1, description="most input records taken off the consumer as one batch (grouped by "
-        "referral, 20 records at a time; acknowledged once all are handled and their outputs delivered)"
+        "referral, 20 records at a time; acknowledged once all are handled)"
     )
     batch_wait_seconds: float = Field(
         default=0.01, gt=0, description="longest a batch waits to fill before it is handled"
