@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -127,14 +126,14 @@ def _measure(settings: Settings, episodes: int, broker: BenchBroker, work_dir: P
     worker = bench.start_worker(broker.bootstrap, group, data_dir, log, web_port=port, settings=settings)
     try:
         recovery_bench.wait_for_line(log, worker, lambda line: line.get("event") == "tables recovered")
-        idle, cpu_before = _memory(worker.pid), _cpu_seconds(worker.pid)
+        idle, cpu_before = _memory(worker.pid), sum(bench.process_cpu_seconds(worker.pid))
         with HealthzProbe(port) as probe:
             started = time.monotonic()
             progress(f"loading {episodes} open episodes ({len(records)} events)")
             send_records(broker.bootstrap, records, linger_ms=20)
             counts = _wait_until_processed(port, worker, len(records))
             load_seconds = time.monotonic() - started
-            load_cpu = _cpu_seconds(worker.pid) - cpu_before
+            load_cpu = sum(bench.process_cpu_seconds(worker.pid)) - cpu_before
             progress(f"all {counts.records} records processed in {load_seconds:.1f} s; waiting for "
                      f"{SCANS_AFTER_LOAD} deadline scans over them")
             counts = _wait_for_scans(port, worker, counts.scans + SCANS_AFTER_LOAD)
@@ -176,14 +175,6 @@ def _totals(samples: Samples) -> dict[str, float]:
     for name, _, value in samples:
         values[name] = values.get(name, 0.0) + value
     return values
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of the process, all its threads, so far."""
-    # /proc/<pid>/stat: the command (in parentheses, may hold spaces) then fields from the 3rd;
-    # utime and stime are the 14th and 15th, in clock ticks.
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _counts(port: int) -> WorkerCounts:

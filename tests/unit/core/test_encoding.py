@@ -67,7 +67,7 @@ def test_subclasses_of_json_types_keep_the_standard_spelling():
             return "not this"
 
     class Count(int):
-        pass
+        """An int subclass with nothing of its own, as an IntEnum's members are ints."""
 
     value = {Code("k"): [Code("v"), Count(3)], "d": type("D", (dict,), {})(a=1)}
     assert json_bytes(value) == stdlib(value) == b'{"k":["v",3],"d":{"a":1}}'
