@@ -64,6 +64,20 @@ def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
         admin.close()
 
 
+def what_is_missing(bootstrap: str, pathways: dict[str, list[Record]], survivor: WorkerProcess) -> str:
+    """Which referrals lack FHIR messages, on which partitions, and the survivor's last log lines:
+    a stall shows as records read but unhandled, or as nothing read after the takeover."""
+    have = Counter(r.key.decode() for r in read_to_end(bootstrap, FHIR_TOPIC))
+    short = {ref for ref, events in pathways.items() if have[ref] < len(events)}
+    read = {line["referral"]: line["partition"] for line in records(survivor)}
+    on = Counter(read.get(ref, "never read by the survivor") for ref in short)
+    tail = [{k: line.get(k) for k in ("timestamp", "event", "level", "partitions", "seconds")}
+            for line in survivor.log_lines()[-40:]]
+    return (f"{len(short)} of {len(pathways)} referrals lack messages; by partition {dict(on)}; "
+            f"survivor alive: {survivor.proc is not None and survivor.proc.poll() is None}; "
+            f"its last log lines: {tail}")
+
+
 class Feeder(threading.Thread):
     """Sample pathways, a few at a time, until told to stop: the stream the kill lands in."""
 
@@ -165,7 +179,10 @@ def test_a_killed_workers_partitions_move_to_the_other_with_their_episodes_and_d
         feeder.join()
 
     pathways = {**due, **care, **feeder.pathways}
-    consume_until_done(bootstrap, FHIR_TOPIC, every_event_has_its_message(pathways), timeout=240)
+    try:
+        consume_until_done(bootstrap, FHIR_TOPIC, every_event_has_its_message(pathways), timeout=240)
+    except TimeoutError as exc:
+        raise AssertionError(what_is_missing(bootstrap, pathways, survivor)) from exc
     outcomes = consume_until_done(
         bootstrap, OUTCOMES_TOPIC,
         lambda rs: {e["subject"] for e in values(rs) if e["type"].endswith("referral.registered")}
