@@ -31,6 +31,8 @@ from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
 from podlink.streams.worker.loop_lag import LoopLagMonitor, freeze_start_up_objects
 from podlink.streams.worker.metrics import Metrics
+from podlink.streams.worker.missed_records import MissedRecord, read_range
+from podlink.streams.worker.offset_trail import OffsetTrail
 from podlink.streams.core.pathway import evaluation
 from podlink.streams.pipeline.processor import Watch
 from podlink.streams.worker.codecs import DEADLINE_ENTRY, EPISODE, DeadlineEntry
@@ -129,6 +131,7 @@ class Worker:
         self._recomputed: dict[bytes, DeadlineEntry] = {}
         self._indexing: asyncio.Future[None] | None = None
         self.catch_up = CatchUp(quiet_seconds=settings.catch_up_quiet_seconds)
+        self.trail = OffsetTrail()
         self.metrics = Metrics()
         self.ledger = AlertLedger(settings.kafka_bootstrap, ALERTS_TOPIC, ALERT_LEDGER_TOPIC,
                                   client_options(settings))
@@ -210,10 +213,11 @@ class Worker:
                 # HOLD_SECONDS: a whole batch would hold it for hundreds of milliseconds.
                 held_since = time.monotonic()
                 for start in range(0, len(events), SLICE_RECORDS):
-                    part = events[start:start + SLICE_RECORDS]
-                    self.records.handle_batch([event.message for event in part],
-                                              writing_as=lambda i, part=part: _as_current(part[i]))
+                    messages, writers, missed = await self._with_missed(events[start:start + SLICE_RECORDS])
+                    self.records.handle_batch(messages, writing_as=lambda i, w=writers: _as_current(w[i]))
                     await self._send_outbox()
+                    for tp, offsets in missed:  # handled: Faust may commit past them now
+                        await app.consumer._add_gap(tp, offsets.start, offsets.stop - 1)  # type: ignore[attr-defined]
                     if time.monotonic() - held_since >= HOLD_SECONDS:
                         await asyncio.sleep(0)
                         held_since = time.monotonic()
@@ -226,6 +230,7 @@ class Worker:
         async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
             for tp in revoked:
                 self.catch_up.forget(tp)
+            self.trail.forget(revoked)
 
         @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode's Signal typing
         async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
@@ -292,6 +297,49 @@ class Worker:
                                    self.loaded.fingerprint)
         self._recomputed[key] = recomputed
         return recomputed
+
+    async def _with_missed(self, events: list[EventT]) -> tuple[list[Any], list[EventT], list[tuple[TP, range]]]:
+        """The records of `events`, each preceded by any of its partition's records that the
+        consumer skipped (read from the broker), with the event each is written as, and the
+        offsets so read (offset_trail.py)."""
+        messages: list[Any] = []
+        writers: list[EventT] = []
+        missed: list[tuple[TP, range]] = []
+        for event in events:
+            message = event.message
+            tp = message.tp
+            if not self.trail.knows(tp):
+                self.trail.start(tp, await self._reading_starts(tp))
+            offsets = self.trail.missing(tp, message.offset)
+            if offsets:
+                found = await self._read_missed(tp, offsets)
+                messages += found
+                writers += [event] * len(found)
+                missed.append((tp, offsets))
+            messages.append(message)
+            writers.append(event)
+            self.trail.given(tp, message.offset)
+        return messages, writers, missed
+
+    async def _reading_starts(self, tp: TP) -> int:
+        committed = self.consumer.committed().get(tp)
+        if committed:
+            return committed
+        return (await self.app.consumer.earliest_offsets(tp))[tp]
+
+    async def _read_missed(self, tp: TP, offsets: range) -> list[MissedRecord]:
+        try:
+            found = await read_range(self.settings.kafka_bootstrap, client_options(self.settings),
+                                     tp.topic, tp.partition, offsets)
+        except Exception as exc:  # noqa: BLE001 - a commit now could pass them: stop, read them again
+            log.critical("input records the consumer skipped could not be read; stopping, to read them "
+                         "again when restarted", topic=tp.topic, partition=tp.partition,
+                         error=type(exc).__name__)
+            _stop_without_committing()
+        self.metrics.records_missed.inc(len(found))
+        log.warning("input records the consumer skipped, read from the broker", topic=tp.topic,
+                    partition=tp.partition, first=offsets.start, last=offsets.stop - 1, records=len(found))
+        return found
 
     async def _send_outbox(self) -> None:
         """Hand the outputs to the Kafka producer, in order; their futures say when the broker has them.

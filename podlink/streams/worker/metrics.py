@@ -51,6 +51,9 @@ class Metrics:
         self.records = Counter(
             "podlink_records", "Input records read, by topic, event type and what became of them",
             ["topic", "type", "outcome"], registry=r)
+        self.records_missed = Counter(
+            "podlink_records_missed", "Input records the group consumer skipped (around a "
+            "rebalance), read from the broker and handled before the records after them", registry=r)
         self.dead_letters = Counter(
             "podlink_dead_letters", "Records sent to the dead-letter topic, by reason",
             ["reason"], registry=r)
