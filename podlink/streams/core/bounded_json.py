@@ -68,6 +68,8 @@ def load_bounded(value: bytes) -> Any:
 
 def _deeper_than(text: str, limit: int) -> bool:
     # Counted without recursion and before parsing; brackets inside strings do not nest.
+    if text.count("[") + text.count("{") <= limit:
+        return False  # too few opening brackets anywhere to nest that deep (nearly every event)
     depth = 0
     for bracket in _NOT_BRACKET.sub("", _STRING.sub("", text)):
         depth += 1 if bracket in "[{" else -1

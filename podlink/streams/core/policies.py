@@ -120,7 +120,8 @@ class DeadlinePolicy:
 
     def __call__(self, given: HookInput) -> Iterator[Effect]:
         referral = given.episode.referral
-        if referral is None or not _holds(self.when, {name: getattr(referral, name, None) for name in self.when}):
+        if referral is None or (self.when and not _holds(self.when, {name: getattr(referral, name, None)
+                                                                    for name in self.when})):
             return
         occurrence = given.occurrence
         current = given.open_deadlines.get(self.name)

@@ -246,16 +246,40 @@ class _Book:
                 update={"met_at": met_at, "closed_at": closed_at})
 
 
+class _Reacting:
+    """The rules that react to each occurrence type, in the rules' order: worked out once per
+    type rather than asked of every rule at every occurrence of every evaluation."""
+
+    last: _Reacting | None = None  # a worker evaluates under one set of rules
+
+    @classmethod
+    def of(cls, rules: tuple[Rule, ...]) -> _Reacting:
+        last = cls.last
+        if last is None or last._rules is not rules:
+            last = cls.last = cls(rules)
+        return last
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self._rules = rules
+        self._by_type: dict[str, tuple[Rule, ...]] = {}
+
+    def to(self, occurrence_type: str) -> tuple[Rule, ...]:
+        found = self._by_type.get(occurrence_type)
+        if found is None:
+            found = self._by_type[occurrence_type] = tuple(
+                rule for rule in self._rules if rule.reacts_to is None or occurrence_type in rule.reacts_to)
+        return found
+
+
 def evaluate(episode: Episode, rules: Iterable[Rule]) -> Evaluation:
     rules = tuple(rules)
     book = _Book(episode.referral_id, episode.team_code)
     failures: list[RuleFailure] = []
     if episode.referral is None:
         return Evaluation()
+    reacting = _Reacting.of(rules)
     for occurrence in in_order(episode.timeline):
-        for rule in rules:
-            if rule.reacts_to is not None and occurrence.type not in rule.reacts_to:
-                continue
+        for rule in reacting.to(occurrence.type):
             given = HookInput(episode, occurrence, book.open())
             try:
                 effects = rule.effects(given)
