@@ -76,7 +76,7 @@ class Trigger:
     within: Duration | None = None  # for brought_forward_by: due this long after it
 
     def matches(self, occurrence: Occurrence) -> bool:
-        return occurrence.type == self.event and _holds(self.when, _fields(occurrence))
+        return occurrence.type == self.event and (not self.when or _holds(self.when, _fields(occurrence)))
 
     def start(self, occurrence: Occurrence) -> datetime:
         return occurrence.times.get(self.at, occurrence.at) if self.at else occurrence.at
