@@ -113,6 +113,9 @@ class DeadlinePolicy:
     when: Conditions = dc_field(default_factory=dict)  # on the referral's coded fields
     brought_forward_by: tuple[Trigger, ...] = ()
 
+    # Of the episode, a policy reads the referral alone (its `when`): see rules.reads_episode.
+    episode_fields = frozenset({"referral"})
+
     @property
     def events(self) -> frozenset[str]:
         """Every occurrence type this policy has an effect on."""

@@ -93,7 +93,7 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
     outcomes: list[dict[str, Any]] = []
     failures: list[RuleFailure] = []
     for transition in step.transitions:
-        current = evaluation(transition.after, policy)
+        current = evaluation(transition.after, policy, since=previous)
         deadline = current.deadline(FIRST_MEETING)
         messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url,
                                       deadlines=current.deadlines, validate=validate_fhir))
