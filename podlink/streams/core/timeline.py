@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from podlink.streams.core.events import DATA_MODELS, Event
+from podlink.streams.core.events import DATA_MODELS, Event, Moment
 
 # The contract's CloudEvent types, as a policy file names them: "referral.received".
 SHORT_TYPES: dict[str, str] = {t: t.split(".", 3)[3] for t in DATA_MODELS}
@@ -38,8 +38,8 @@ class Occurrence(BaseModel):
 
     key: str  # the inbound event's dedup key: which event this is, for replays
     type: str
-    at: AwareDatetime
-    times: dict[str, AwareDatetime] = {}
+    at: Moment
+    times: dict[str, Moment] = {}
     flags: dict[str, bool] = {}
     codes: dict[str, str] = {}
 
