@@ -37,9 +37,13 @@ def once_id(*parts: str) -> str:
 
 
 def _named(parts: tuple[str, ...]) -> bytes:
-    # orjson spells strings of printable ASCII (escaping only `"` and `\\`) as json does, 20
-    # times faster (measured); json names anything else, as it always did (it escapes
-    # non-ASCII and DEL, which orjson does not).
-    if all(type(part) is str and part.isascii() and part.isprintable() for part in parts):
+    # orjson spells text of printable ASCII (escaping only `"` and `\\`) as json does, 20 times
+    # faster (measured); json names anything else, as it always did (it escapes non-ASCII and
+    # DEL, which orjson does not).
+    try:
+        joined = "".join(parts)
+    except TypeError:  # a part that is not text: json names it, or refuses it, as it did
+        joined = ""
+    if joined and joined.isascii() and joined.isprintable():
         return orjson.dumps(parts)
     return _NAMES.encode(parts).encode()
