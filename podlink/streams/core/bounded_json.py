@@ -53,8 +53,7 @@ def load_bounded(value: bytes) -> Any:
     if _deeper_than(text, MAX_DEPTH):
         raise Unreadable(f"value nests deeper than {MAX_DEPTH} levels")
     try:
-        parsed = json.loads(text, parse_int=_number(int), parse_float=_number(float),
-                            parse_constant=_not_json)
+        parsed = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise Unreadable(f"value is not JSON (line {exc.lineno}, column {exc.colno})") from None
     if _SURROGATE_ESCAPE.search(text):
@@ -68,6 +67,8 @@ def load_bounded(value: bytes) -> Any:
 
 def _deeper_than(text: str, limit: int) -> bool:
     # Counted without recursion and before parsing; brackets inside strings do not nest.
+    if text.count("[") + text.count("{") <= limit:
+        return False  # too few opening brackets anywhere to nest that deep (nearly every event)
     depth = 0
     for bracket in _NOT_BRACKET.sub("", _STRING.sub("", text)):
         depth += 1 if bracket in "[{" else -1
@@ -89,3 +90,7 @@ def _number(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def _not_json(constant: str) -> Any:
     raise Unreadable("value has NaN or Infinity, which are not JSON")
+
+
+# What json.loads(text, parse_int=..., ...) builds for every call, built once.
+_DECODER = json.JSONDecoder(parse_int=_number(int), parse_float=_number(float), parse_constant=_not_json)

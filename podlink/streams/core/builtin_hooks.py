@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from podlink.streams.core.rules import Effect, HookInput, RaiseFlag, reacts_to
+from podlink.streams.core.rules import Effect, HookInput, RaiseFlag, reacts_to, reads_episode
 
 MEETINGS_BEFORE_NEW_MEDICATION = 3
 
 
 @reacts_to("referral.received")
+@reads_episode()
 def high_risk_referral(given: HookInput) -> Iterator[Effect]:
     """A referral received with riskLevel high tells on-call at once."""
     occurrence = given.occurrence

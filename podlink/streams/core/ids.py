@@ -6,6 +6,8 @@ import json
 import uuid
 from functools import lru_cache
 
+import orjson
+
 # Fixed for ever: changing it would give every replayed output a new id.
 PODLINK_NAMESPACE = uuid.UUID("6b1f3c52-8a4e-5d3b-9c1e-2f4a7d0e9b61")
 
@@ -30,5 +32,18 @@ def once_id(*parts: str) -> str:
     where one per event would push out the ids every message of a referral asks for again."""
     # uuid.uuid5 spelled out on the hex digest (version 5, RFC 4122 variant): the UUID object
     # it builds and formats cost twice the hash (measured); a test holds the two to the same ids.
-    digest = hashlib.sha1(_NAMESPACE_BYTES + _NAMES.encode(parts).encode()).hexdigest()
+    digest = hashlib.sha1(_NAMESPACE_BYTES + _named(parts)).hexdigest()
     return f"{digest[:8]}-{digest[8:12]}-5{digest[13:16]}-{_VARIANT[digest[16]]}{digest[17:20]}-{digest[20:32]}"
+
+
+def _named(parts: tuple[str, ...]) -> bytes:
+    # orjson spells text of printable ASCII (escaping only `"` and `\\`) as json does, 20 times
+    # faster (measured); json names anything else, as it always did (it escapes non-ASCII and
+    # DEL, which orjson does not).
+    try:
+        joined = "".join(parts)
+    except TypeError:  # a part that is not text: json names it, or refuses it, as it did
+        joined = ""
+    if joined and joined.isascii() and joined.isprintable():
+        return orjson.dumps(parts)
+    return _NAMES.encode(parts).encode()

@@ -6,8 +6,9 @@ from podlink.streams.core.episode import Episode, Policy
 from podlink.streams.core.rules import Evaluation, evaluate
 
 
-def evaluation(episode: Episode, policy: Policy) -> Evaluation:
-    return evaluate(episode, policy.rules)
+def evaluation(episode: Episode, policy: Policy, since: Evaluation | None = None) -> Evaluation:
+    """`since`: the evaluation of an earlier state of the episode, if known (`evaluate`)."""
+    return evaluate(episode, policy.rules, since)
 
 
 def first_meeting_deadline(episode: Episode, policy: Policy) -> Deadline | None:

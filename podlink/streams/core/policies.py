@@ -76,7 +76,7 @@ class Trigger:
     within: Duration | None = None  # for brought_forward_by: due this long after it
 
     def matches(self, occurrence: Occurrence) -> bool:
-        return occurrence.type == self.event and _holds(self.when, _fields(occurrence))
+        return occurrence.type == self.event and (not self.when or _holds(self.when, _fields(occurrence)))
 
     def start(self, occurrence: Occurrence) -> datetime:
         return occurrence.times.get(self.at, occurrence.at) if self.at else occurrence.at
@@ -113,6 +113,9 @@ class DeadlinePolicy:
     when: Conditions = dc_field(default_factory=dict)  # on the referral's coded fields
     brought_forward_by: tuple[Trigger, ...] = ()
 
+    # Of the episode, a policy reads the referral alone (its `when`): see rules.reads_episode.
+    episode_fields = frozenset({"referral"})
+
     @property
     def events(self) -> frozenset[str]:
         """Every occurrence type this policy has an effect on."""
@@ -120,7 +123,8 @@ class DeadlinePolicy:
 
     def __call__(self, given: HookInput) -> Iterator[Effect]:
         referral = given.episode.referral
-        if referral is None or not _holds(self.when, {name: getattr(referral, name, None) for name in self.when}):
+        if referral is None or (self.when and not _holds(self.when, {name: getattr(referral, name, None)
+                                                                    for name in self.when})):
             return
         occurrence = given.occurrence
         current = given.open_deadlines.get(self.name)

@@ -114,6 +114,16 @@ def reacts_to(*types: str) -> Callable[[HookT], HookT]:
     return declare
 
 
+def reads_episode(*fields: str) -> Callable[[HookT], HookT]:
+    """Declare the only fields of `HookInput.episode` a hook reads (none: the occurrence and the
+    open deadlines alone). Optional: an episode that an event only extends is then evaluated
+    from the previous evaluation while those fields are unchanged (`evaluate`'s `since`)."""
+    def declare(hook: HookT) -> HookT:
+        hook.episode_fields = frozenset(fields)  # type: ignore[attr-defined]  # read back by Rule
+        return hook
+    return declare
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -124,10 +134,14 @@ class Rule:
     # The occurrence types the rule can have an effect on: a policy's events, or what a hook
     # declared with @reacts_to; None, every type.
     reacts_to: frozenset[str] | None = None
+    # The fields of the episode the hook reads (`reads_episode`); None, any of them.
+    episode_fields: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.reacts_to is None:
             object.__setattr__(self, "reacts_to", getattr(self.hook, "reacts_to", None))
+        if self.episode_fields is None:
+            object.__setattr__(self, "episode_fields", getattr(self.hook, "episode_fields", None))
 
     def effects(self, given: HookInput) -> list[Effect]:
         effects = list(self.hook(given))
@@ -170,6 +184,8 @@ class Evaluation:
     flags: tuple[Flag, ...] = ()
     outcomes: tuple[Outcome, ...] = ()
     failures: tuple[RuleFailure, ...] = ()
+    # Where the evaluation ended, for one of an extended episode to go on from (`since`).
+    _end: _End | None = field(default=None, compare=False, repr=False)
 
     def deadline(self, policy: str) -> Deadline | None:
         """The policy's latest deadline (the open one, if one is)."""
@@ -185,8 +201,13 @@ class _Book:
     cancelled: set[str] = field(default_factory=set)
     flags: dict[tuple[str, str], Flag] = field(default_factory=dict)
     outcomes: dict[tuple[str, tuple[str, ...]], Outcome] = field(default_factory=dict)
+    failures: list[RuleFailure] = field(default_factory=list)
     # open() is asked once per rule and occurrence, and changes only when a deadline does.
     _open_now: Mapping[str, Deadline] | None = None
+
+    def copy(self) -> _Book:
+        return _Book(self.referral_id, self.team_code, dict(self.deadlines), set(self.cancelled),
+                     dict(self.flags), dict(self.outcomes), list(self.failures))
 
     def open(self) -> Mapping[str, Deadline]:
         if self._open_now is None:
@@ -246,24 +267,93 @@ class _Book:
                 update={"met_at": met_at, "closed_at": closed_at})
 
 
-def evaluate(episode: Episode, rules: Iterable[Rule]) -> Evaluation:
+class _Reacting:
+    """The rules that react to each occurrence type, in the rules' order: worked out once per
+    type rather than asked of every rule at every occurrence of every evaluation."""
+
+    last: _Reacting | None = None  # a worker evaluates under one set of rules
+
+    @classmethod
+    def of(cls, rules: tuple[Rule, ...]) -> _Reacting:
+        last = cls.last
+        if last is None or last._rules is not rules:
+            last = cls.last = cls(rules)
+        return last
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self._rules = rules
+        self._by_type: dict[str, tuple[Rule, ...]] = {}
+
+    def to(self, occurrence_type: str) -> tuple[Rule, ...]:
+        found = self._by_type.get(occurrence_type)
+        if found is None:
+            found = self._by_type[occurrence_type] = tuple(
+                rule for rule in self._rules if rule.reacts_to is None or occurrence_type in rule.reacts_to)
+        return found
+
+
+@dataclass(frozen=True)
+class _End:
+    """An evaluation's last state: its book (read only: copied to go on), the rules it ran
+    under, the episode it evaluated, the last occurrence in time order, and the fields of the
+    episode its rules read (None: any)."""
+
+    book: _Book
+    rules: tuple[Rule, ...]
+    episode: Episode
+    last: tuple[datetime, str]
+    read: frozenset[str] | None
+
+
+def evaluate(episode: Episode, rules: Iterable[Rule], since: Evaluation | None = None) -> Evaluation:
+    """The episode's deadlines, flags, outcomes and rule failures under `rules`.
+
+    `since`: the evaluation of an earlier state of this episode, if known. When the episode is
+    that state with one occurrence added after every other in time, and nothing the rules read
+    of the episode has changed, only the new occurrence is folded in: the result is the one
+    running every rule over the whole timeline gives, as every earlier occurrence meets the
+    same rules, episode fields and open deadlines again.
+    """
     rules = tuple(rules)
-    book = _Book(episode.referral_id, episode.team_code)
-    failures: list[RuleFailure] = []
     if episode.referral is None:
         return Evaluation()
-    for occurrence in in_order(episode.timeline):
-        for rule in rules:
-            if rule.reacts_to is not None and occurrence.type not in rule.reacts_to:
-                continue
+    timeline = in_order(episode.timeline)
+    end = since._end if since is not None else None
+    if end is not None and _goes_on(end, episode, rules):
+        book, read = end.book.copy(), end.read
+        timeline = timeline[-1:]
+    else:
+        book, read = _Book(episode.referral_id, episode.team_code), frozenset()
+    reacting = _Reacting.of(rules)
+    for occurrence in timeline:
+        for rule in reacting.to(occurrence.type):
             given = HookInput(episode, occurrence, book.open())
+            if read is not None:
+                read = None if rule.episode_fields is None else read | rule.episode_fields
             try:
                 effects = rule.effects(given)
             except Exception as exc:  # noqa: BLE001 - a trust's rule must not stop podlink's
-                failures.append(RuleFailure(rule.name, type(exc).__name__, occurrence.key))
+                book.failures.append(RuleFailure(rule.name, type(exc).__name__, occurrence.key))
                 continue
             for effect in effects:
                 book.apply(effect)
     ordered = sorted(book.deadlines.values(), key=lambda d: (d.policy, d.cycle))
+    last = timeline[-1] if timeline else None
     return Evaluation(tuple(ordered), tuple(book.flags.values()), tuple(book.outcomes.values()),
-                      tuple(dict.fromkeys(failures)))
+                      tuple(dict.fromkeys(book.failures)),
+                      _End(book, rules, episode, (last.at, last.key), read) if last is not None else None)
+
+
+def _goes_on(end: _End, episode: Episode, rules: tuple[Rule, ...]) -> bool:
+    """Whether `episode` is `end.episode` with one occurrence added after all the others, under
+    the same rules, with the same referral (the book's team code is its) and the same fields
+    its rules read."""
+    before = end.episode
+    if end.rules is not rules or end.read is None or episode.referral_id != before.referral_id:
+        return False
+    if len(episode.timeline) != len(before.timeline) + 1 or episode.timeline[:-1] != before.timeline:
+        return False
+    added = episode.timeline[-1]
+    if (added.at, added.key) <= end.last:
+        return False
+    return all(getattr(episode, name) == getattr(before, name) for name in end.read | {"referral"})

@@ -34,6 +34,10 @@ class Watch:
         return cls(kept, evaluated.flags, episode.is_closed)
 
 
+# What the rules may read of an episode: all but where its records were read.
+_ALL_BUT_POSITIONS = tuple(name for name in Episode.model_fields if name != "positions")
+
+
 @dataclass(frozen=True)
 class Known:
     """An episode and its evaluation, already worked out."""
@@ -47,11 +51,10 @@ class Known:
         known = self.episode
         if episode is known:
             return self.evaluation
-        for name in Episode.model_fields:
-            if name != "positions":
-                mine, theirs = getattr(known, name), getattr(episode, name)
-                if mine is not theirs and mine != theirs:
-                    return None
+        for name in _ALL_BUT_POSITIONS:
+            mine, theirs = getattr(known, name), getattr(episode, name)
+            if mine is not theirs and mine != theirs:
+                return None
         return self.evaluation
 
 
@@ -93,7 +96,7 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
     outcomes: list[dict[str, Any]] = []
     failures: list[RuleFailure] = []
     for transition in step.transitions:
-        current = evaluation(transition.after, policy)
+        current = evaluation(transition.after, policy, since=previous)
         deadline = current.deadline(FIRST_MEETING)
         messages.append(build_message(transition.event, transition.after, deadline, base_url=fhir_base_url,
                                       deadlines=current.deadlines, validate=validate_fhir))

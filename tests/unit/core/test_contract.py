@@ -290,3 +290,23 @@ def test_a_mutated_contract_example_is_read_or_rejected_never_raised(record):
 @given(st.binary(max_size=200) | st.text(alphabet='[]{}",:0123456789.eE-\\ntrufalse', max_size=200).map(str.encode))
 def test_any_bytes_are_read_or_rejected_never_raised(value):
     _assert_read_safely(b"REF-1", value)
+
+
+def test_event_moments_keep_their_offset_and_instant_under_datetimes_own_time_zones():
+    from datetime import datetime, timedelta, timezone
+
+    from podlink.streams.core.encoding import utc_text
+    from podlink.streams.core.episode import Episode
+    from tests.support.contract_examples import example
+
+    value = example("contact-made")
+    value["data"]["contactAt"] = "2026-06-01T10:30:00+01:00"
+    value["time"] = "2026-06-01T09:31:00Z"
+    read = read_record(value["subject"].encode(), json.dumps(value).encode())
+    assert isinstance(read, Accepted), read
+    contact = read.event.data.contactAt
+    assert (contact.tzinfo, read.event.time.tzinfo) == (timezone(timedelta(hours=1)), timezone.utc)
+    assert contact == datetime(2026, 6, 1, 9, 30, tzinfo=timezone.utc)
+    assert utc_text(contact) == "2026-06-01T09:30:00Z"
+    stored = Episode(referral_id=value["subject"], first_contact=read.event.data).model_dump_json()
+    assert '"contactAt":"2026-06-01T10:30:00+01:00"' in stored
