@@ -6,6 +6,7 @@ worker joins its group, and told in one line.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -74,10 +75,26 @@ def _hooks(parsed: PolicyFile) -> dict[str, HookFunction]:
 
 def fingerprint(rules: tuple[Rule, ...]) -> str:
     described = "\n".join(
-        f"{r.name}|{r.hook!r}|{r.audience}|{r.severity}" if isinstance(r.hook, DeadlinePolicy)
+        f"{r.name}|{_spelled(r.hook)}|{r.audience}|{r.severity}" if isinstance(r.hook, DeadlinePolicy)
         else f"{r.name}|{r.hook.__module__}.{r.hook.__qualname__}|{r.audience}|{r.severity}"
         for r in rules)
     return hashlib.sha256(described.encode()).hexdigest()[:16]
+
+
+def _spelled(value: object) -> str:
+    """`repr`, but with sets and mappings in sorted order: repr spells a frozenset's members in
+    an order that depends on the process's hash seed, which gave every worker process another
+    fingerprint, and so every stored deadline entry worked out again at each start."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return f"{type(value).__name__}(" + ", ".join(
+            f"{f.name}={_spelled(getattr(value, f.name))}" for f in dataclasses.fields(value)) + ")"
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(_spelled(v) for v in value)) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(sorted(f"{_spelled(k)}: {_spelled(v)}" for k, v in value.items())) + "}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_spelled(v) for v in value) + ")"
+    return repr(value)
 
 
 def describe(rule: Rule) -> str:

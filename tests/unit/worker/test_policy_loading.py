@@ -1,6 +1,9 @@
 """The policy file as an operator meets it: the rules in force, or one line saying what is wrong."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -51,6 +54,15 @@ def test_a_changed_file_changes_the_fingerprint_and_the_same_file_keeps_it(tmp_p
     assert load_policy(_write(tmp_path, default_policy_text()), None).fingerprint == default
     changed = load_policy(_write(tmp_path, _first_meeting("    due: 48h\n    warn_before: 6h\n")), None)
     assert changed.fingerprint != default
+
+
+def test_every_worker_process_gives_the_shipped_rules_the_same_fingerprint():
+    # Stored deadline entries carry it: another fingerprint after a restart means every entry
+    # is worked out again as if the rules had changed. Sets hash strings by a per-process seed.
+    program = "from podlink.streams.worker.policy_loading import load_policy; print(load_policy(None, None).fingerprint)"
+    prints = {subprocess.run([sys.executable, "-c", program], env={**os.environ, "PYTHONHASHSEED": seed},
+                             capture_output=True, text=True, check=True).stdout for seed in ("1", "2", "3")}
+    assert len(prints) == 1
 
 
 # Line numbers in the shipped file: first-meeting's `due` is on line 31, `warn_before` on 32,
