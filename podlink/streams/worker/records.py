@@ -142,7 +142,10 @@ class RecordHandler:
     # default debug, with a summary at info every SUMMARY_SECONDS instead.
     record_level: int = logging.DEBUG
     clock: Callable[[], float] = time.monotonic
-    recent_episodes: int = 1024  # how many decoded episodes are kept (a few MiB)
+    # How many decoded episodes are kept. Each is about 125 objects the garbage collector
+    # tracks: 1,024 made a full collection take about 105 ms, 128 about 3 ms, for the same CPU
+    # time an event (docs/performance.md, third round).
+    recent_episodes: int = 128
     _recent: _Recent = field(init=False, repr=False)
     _tally: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _tally_since: float | None = field(default=None, init=False, repr=False)
