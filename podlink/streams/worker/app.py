@@ -31,7 +31,7 @@ from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
 from podlink.streams.worker.loop_lag import LoopLagMonitor, freeze_start_up_objects
 from podlink.streams.worker.metrics import Metrics
-from podlink.streams.worker.missed_records import MissedRecord, read_range
+from podlink.streams.worker.missed_records import MissedRecord, MissedRecordReader
 from podlink.streams.worker.offset_trail import OffsetTrail
 from podlink.streams.core.pathway import evaluation
 from podlink.streams.pipeline.processor import Watch
@@ -142,6 +142,8 @@ class Worker:
                              client_options(settings), settings.broker_outage_log_seconds)
         self.app.add_dependency(self.ledger)  # started and stopped with the app
         self.app.add_dependency(LoopLagMonitor(self.metrics))
+        self.missed = MissedRecordReader(settings.kafka_bootstrap, client_options(settings))
+        self.app.add_dependency(self.missed)
         self.consumer = GroupConsumer(self.app)
         # What handling a slice of records led to, sent once the slice is handled (_send_outbox).
         self._outbox: list[tuple[str, bytes | None, bytes | None, Headers]] = []
@@ -325,12 +327,17 @@ class Worker:
         committed = self.consumer.committed().get(tp)
         if committed:
             return committed
-        return (await self.app.consumer.earliest_offsets(tp))[tp]
+        try:
+            return await self.missed.first_offset(tp.topic, tp.partition)
+        except Exception as exc:  # noqa: BLE001 - without it a skipped first record goes unseen
+            log.critical("where an input partition starts could not be read; stopping, to read it "
+                         "again when restarted", topic=tp.topic, partition=tp.partition,
+                         error=type(exc).__name__)
+            _stop_without_committing()
 
     async def _read_missed(self, tp: TP, offsets: range) -> list[MissedRecord]:
         try:
-            found = await read_range(self.settings.kafka_bootstrap, client_options(self.settings),
-                                     tp.topic, tp.partition, offsets)
+            found = await self.missed.read(tp.topic, tp.partition, offsets)
         except Exception as exc:  # noqa: BLE001 - a commit now could pass them: stop, read them again
             log.critical("input records the consumer skipped could not be read; stopping, to read them "
                          "again when restarted", topic=tp.topic, partition=tp.partition,
