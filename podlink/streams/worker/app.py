@@ -77,12 +77,14 @@ def _as_current(event: EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def _stop_without_committing() -> NoReturn:
-    """End the process at once, as a SIGKILL would: `take_events` acknowledges its batch however
-    the agent's loop ends (its `finally`), and Faust commits what is acknowledged when it stops,
-    so a batch whose outputs the broker refused would be lost by any orderly stop. Restarted,
-    the worker reads it again from the last commit (the tables' local stores recover from
-    their changelogs, as after a kill)."""
+def _stop_without_committing(what: str, exc: BaseException | None, **fields: Any) -> NoReturn:
+    """Log `what` could not be done, at critical, and end the process at once, as a SIGKILL
+    would: `take_events` acknowledges its batch however the agent's loop ends (its `finally`),
+    and Faust commits what is acknowledged when it stops, so a batch not fully handled would be
+    lost by any orderly stop. Restarted, the worker reads it again from the last commit (the
+    tables' local stores recover from their changelogs, as after a kill)."""
+    log.critical(f"{what}; stopping, to read the batch again when restarted",
+                 error=type(exc).__name__, **fields)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_OUTPUTS_REFUSED)
@@ -94,9 +96,7 @@ def _check_delivered(sent: asyncio.Future[Any]) -> None:
 
 
 def _outputs_not_delivered(exc: BaseException | None) -> NoReturn:
-    log.critical("outputs not delivered; stopping, to read the batch again when restarted",
-                 error=type(exc).__name__)
-    _stop_without_committing()
+    _stop_without_committing("outputs not delivered", exc)
 
 
 class GroupConsumer:
@@ -330,19 +330,15 @@ class Worker:
         try:
             return await self.missed.first_offset(tp.topic, tp.partition)
         except Exception as exc:  # noqa: BLE001 - without it a skipped first record goes unseen
-            log.critical("where an input partition starts could not be read; stopping, to read it "
-                         "again when restarted", topic=tp.topic, partition=tp.partition,
-                         error=type(exc).__name__)
-            _stop_without_committing()
+            _stop_without_committing("where an input partition starts could not be read", exc,
+                                     topic=tp.topic, partition=tp.partition)
 
     async def _read_missed(self, tp: TP, offsets: range) -> list[MissedRecord]:
         try:
             found = await self.missed.read(tp.topic, tp.partition, offsets)
         except Exception as exc:  # noqa: BLE001 - a commit now could pass them: stop, read them again
-            log.critical("input records the consumer skipped could not be read; stopping, to read them "
-                         "again when restarted", topic=tp.topic, partition=tp.partition,
-                         error=type(exc).__name__)
-            _stop_without_committing()
+            _stop_without_committing("input records the consumer skipped could not be read", exc,
+                                     topic=tp.topic, partition=tp.partition)
         self.metrics.records_missed.inc(len(found))
         log.warning("input records the consumer skipped, read from the broker", topic=tp.topic,
                     partition=tp.partition, first=offsets.start, last=offsets.stop - 1, records=len(found))

@@ -102,8 +102,7 @@ def test_events_that_only_extend_the_timeline_ask_each_rule_about_each_occurrenc
     # 8 events; the last, a measure recorded at 17h, is read after the meetings of 39h and
     # 63h, so it does not extend the timeline in time: all 8 occurrences are asked about again.
     values = [r.value for r in pathway("REF-T-1", T0, "on-time")]
-    for _ in chained(values, policy):
-        pass
+    list(chained(values, policy))  # every state in turn, each gone on from the one before
     assert len(asked) == 7 * 1 + 8
     asked.clear()
     assert_as_if_whole(values[:7], policy)  # each state gone on from, and evaluated whole
