@@ -20,6 +20,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import TopicAlreadyExistsError, for_code
+from kafka.structs import OffsetAndMetadata
 from podlink_devtools.apache_kafka import ApacheKafkaBroker
 
 from podlink.services.embedded_broker import EmbeddedBroker
@@ -161,6 +162,30 @@ def produce(
             future.get()  # already done after flush; raises the send error, if any
     finally:
         producer.close()
+
+
+def produce_in_transaction(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    """Send records as one committed transaction: the log gets a commit marker after them."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"podlink-test-{time.monotonic_ns()}")
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        for key, value in records:
+            producer.send(topic, key=key, value=value)
+        producer.commit_transaction()
+    finally:
+        producer.close()
+
+
+def commit_offsets(bootstrap: str, group: str, offsets: Mapping[tuple[str, int], int]) -> None:
+    """Commit `offsets` for consumer group `group`, as a worker of that group would have."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = {TopicPartition(topic, partition): offset for (topic, partition), offset in offsets.items()}
+        consumer.assign(list(partitions))
+        consumer.commit({tp: OffsetAndMetadata(offset, None, -1) for tp, offset in partitions.items()})
+    finally:
+        consumer.close()
 
 
 def _records(

@@ -31,8 +31,9 @@ from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
 from podlink.streams.worker.loop_lag import LoopLagMonitor, freeze_start_up_objects
 from podlink.streams.worker.metrics import Metrics
-from podlink.streams.worker.missed_records import MissedRecord, MissedRecordReader
+from podlink.streams.worker.direct_reads import DirectReader, MissedRecord
 from podlink.streams.worker.offset_trail import OffsetTrail
+from podlink.streams.worker.progress_watch import ProgressWatch, Remedy
 from podlink.streams.core.pathway import evaluation
 from podlink.streams.pipeline.processor import Watch
 from podlink.streams.worker.codecs import DEADLINE_ENTRY, EPISODE, DeadlineEntry
@@ -51,7 +52,7 @@ from podlink.streams.worker.settings import (
 
 log = structlog.get_logger("podlink")
 # sysexits EX_UNAVAILABLE: a supervisor restarts the worker, which reads the batch again.
-EXIT_OUTPUTS_REFUSED = 69
+EXIT_STOPPED_UNCOMMITTED = 69
 PRODUCER_BATCH_BYTES = 256 * 1024
 PRODUCER_LINGER_MS = 5
 # Records handled together (grouped by referral within a slice), and how long slices may hold
@@ -83,11 +84,12 @@ def _stop_without_committing(what: str, exc: BaseException | None, **fields: Any
     and Faust commits what is acknowledged when it stops, so a batch not fully handled would be
     lost by any orderly stop. Restarted, the worker reads it again from the last commit (the
     tables' local stores recover from their changelogs, as after a kill)."""
-    log.critical(f"{what}; stopping, to read the batch again when restarted",
-                 error=type(exc).__name__, **fields)
+    if exc is not None:
+        fields["error"] = type(exc).__name__
+    log.critical(f"{what}; stopping, to read the batch again when restarted", **fields)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(EXIT_OUTPUTS_REFUSED)
+    os._exit(EXIT_STOPPED_UNCOMMITTED)
 
 
 def _check_delivered(sent: asyncio.Future[Any]) -> None:
@@ -142,8 +144,10 @@ class Worker:
                              client_options(settings), settings.broker_outage_log_seconds)
         self.app.add_dependency(self.ledger)  # started and stopped with the app
         self.app.add_dependency(LoopLagMonitor(self.metrics))
-        self.missed = MissedRecordReader(settings.kafka_bootstrap, client_options(settings))
-        self.app.add_dependency(self.missed)
+        self.reader = DirectReader(settings.kafka_bootstrap, settings.group_id, client_options(settings))
+        self.app.add_dependency(self.reader)
+        self.progress: ProgressWatch[TP] = ProgressWatch(settings.stall_seconds)
+        self._watching: tuple[int, float] | None = None  # the generation ready, and since when
         self.consumer = GroupConsumer(self.app)
         # What handling a slice of records led to, sent once the slice is handled (_send_outbox).
         self._outbox: list[tuple[str, bytes | None, bytes | None, Headers]] = []
@@ -228,6 +232,10 @@ class Worker:
         async def deadline_scan() -> None:
             await self.deadline_scan.run()
 
+        @app.timer(s.stall_seconds / 4, name="progress-check")
+        async def progress_check() -> None:
+            await self._check_progress()
+
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
         async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
             for tp in revoked:
@@ -307,11 +315,13 @@ class Worker:
         messages: list[Any] = []
         writers: list[EventT] = []
         missed: list[tuple[TP, range]] = []
+        unknown = {event.message.tp for event in events if not self.trail.knows(event.message.tp)}
+        if unknown:
+            for tp, offset in (await self._reading_starts(unknown)).items():
+                self.trail.start(tp, offset)
         for event in events:
             message = event.message
             tp = message.tp
-            if not self.trail.knows(tp):
-                self.trail.start(tp, await self._reading_starts(tp))
             offsets = self.trail.missing(tp, message.offset)
             if offsets:
                 found = await self._read_missed(tp, offsets)
@@ -323,19 +333,16 @@ class Worker:
             self.trail.given(tp, message.offset)
         return messages, writers, missed
 
-    async def _reading_starts(self, tp: TP) -> int:
-        committed = self.consumer.committed().get(tp)
-        if committed:
-            return committed
+    async def _reading_starts(self, tps: set[TP]) -> dict[TP, int]:
         try:
-            return await self.missed.first_offset(tp.topic, tp.partition)
+            return await self.reader.starts(tps)
         except Exception as exc:  # noqa: BLE001 - without it a skipped first record goes unseen
-            _stop_without_committing("where an input partition starts could not be read", exc,
-                                     topic=tp.topic, partition=tp.partition)
+            _stop_without_committing("where input partitions start could not be read", exc,
+                                     partitions=sorted(tp.partition for tp in tps))
 
     async def _read_missed(self, tp: TP, offsets: range) -> list[MissedRecord]:
         try:
-            found = await self.missed.read(tp.topic, tp.partition, offsets)
+            found = await self.reader.read(tp.topic, tp.partition, offsets)
         except Exception as exc:  # noqa: BLE001 - a commit now could pass them: stop, read them again
             _stop_without_committing("input records the consumer skipped could not be read", exc,
                                      topic=tp.topic, partition=tp.partition)
@@ -372,6 +379,45 @@ class Worker:
         # Standby replicas read changelogs all the time; only what active recovery read counts.
         if self.app.in_recovery:
             self._recovered_records += 1
+
+    async def _check_progress(self) -> None:
+        """Send the consumer back to records that wait unhandled on a quiet partition, or stop
+        if it does not give them (progress_watch.py)."""
+        now = time.monotonic()
+        generation = self.app.consumer_generation_id
+        if not self.is_ready() or self._watching is None or self._watching[0] != generation:
+            # Recovering, or rebalanced since the last look: partitions start being watched anew.
+            self._watching = (generation, now) if self.is_ready() else None
+            self.progress.reset()
+            return
+        held = [tp for tp in self.consumer.assignment() if tp.topic in INPUT_TOPICS]
+        quiet = self.progress.quiet(held, {tp: self.catch_up.last_handled(tp) for tp in held},
+                                    self._watching[1], now)
+        if not quiet:
+            return
+        try:
+            expected = {tp: self.trail.next(tp) for tp in quiet}
+            expected.update(await self.reader.starts([tp for tp, offset in expected.items() if offset is None]))
+            waiting = await self.reader.waiting(expected)
+        except Exception as exc:  # noqa: BLE001 - the broker watch reports an outage; look again later
+            log.warning("progress check could not read the broker", error=type(exc).__name__)
+            return
+        if self.app.consumer_generation_id != generation or not self.is_ready():
+            return  # rebalanced meanwhile: these partitions may be another worker's now
+        for tp in quiet:
+            remedy = self.progress.remedy(tp, waiting[tp], now)
+            if remedy is Remedy.READ_AGAIN:
+                self.metrics.consumer_rewinds.inc()
+                log.warning("input records waiting that the consumer did not give; reading them again",
+                            topic=tp.topic, partition=tp.partition, offset=waiting[tp])
+                # Faust's seek also moves its read offset back, which it would otherwise drop
+                # the records below; aiokafka's own seek is not enough.
+                await self.app.consumer.seek(tp, waiting[tp])  # type: ignore[arg-type]
+            elif remedy is Remedy.STOP:
+                _stop_without_committing(
+                    f"input records waited {self.settings.stall_seconds:g} s after the consumer was sent back "
+                    "to them (it is not giving records)", None,
+                    topic=tp.topic, partition=tp.partition, offset=waiting[tp])
 
     # -- what the web endpoints report -------------------------------------------------------
 

@@ -32,6 +32,11 @@ class CatchUp:
         state.processed_next = offset + 1
         state.last_read_at = at
 
+    def last_handled(self, tp: Hashable) -> float | None:
+        """The monotonic time the last record of `tp` was processed here (None: none yet)."""
+        state = self.progress.get(tp)
+        return state.last_read_at if state else None
+
     def forget(self, tp: Hashable) -> None:
         # After a rebalance another worker may have moved the partition on.
         self.progress.pop(tp, None)

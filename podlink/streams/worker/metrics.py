@@ -54,6 +54,9 @@ class Metrics:
         self.records_missed = Counter(
             "podlink_records_missed", "Input records the group consumer skipped (around a "
             "rebalance), read from the broker and handled before the records after them", registry=r)
+        self.consumer_rewinds = Counter(
+            "podlink_consumer_rewinds", "Times the group consumer was sent back to input records that "
+            "waited unhandled on a quiet partition (fetched and dropped around a rebalance)", registry=r)
         self.dead_letters = Counter(
             "podlink_dead_letters", "Records sent to the dead-letter topic, by reason",
             ["reason"], registry=r)

@@ -28,6 +28,10 @@ class OffsetTrail:
         """Where reading `tp` starts: the group's committed offset, or the partition's first."""
         self._next[tp] = offset
 
+    def next(self, tp: TP) -> int | None:
+        """The offset the agent should be given next on `tp` (None: not started)."""
+        return self._next.get(tp)
+
     def missing(self, tp: TP, offset: int) -> range:
         """The offsets before `offset` that the agent was never given (empty if none): a
         record read again (a replay, a rewind) is behind the trail, not past it."""

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     broker_outage_log_seconds: float = Field(
         default=30.0, gt=0, description="while the Kafka broker is unreachable, how often the worker says so again"
     )
+    stall_seconds: float = Field(
+        default=30.0, ge=5, description="a partition on which no record was handled this long, where a record "
+        "waits, has the consumer sent back to it; if it still waits this long after, the worker stops without "
+        "committing, to be restarted (Faust's consumer can drop records it fetched around a rebalance)"
+    )
     web_port: int = Field(
         default=6066, ge=1024, le=65535, description="port of /healthz, /readyz and /metrics"
     )
