@@ -3,9 +3,11 @@
 `python -m podlink_devtools.rebalance_soak ROUNDS`: each round starts a new Apache Kafka jar
 broker and two workers in one group (six partitions), waits until their latest assignments
 split the partitions between them, sends 36 pathways' first four events at once (so the first
-records of every partition arrive while both workers recover their tables), waits 20 s, and
-compares the input topics' end offsets with the offsets the workers logged handling. Reports
-each round's missing offsets and how many rounds lost a record. Run it on a busy machine (two
+records of every partition arrive while both workers recover their tables), waits 60 s (long
+enough for the progress check to send a consumer back to records it dropped with none after
+them), and compares the input topics' end offsets with the offsets the workers logged
+handling. Reports each round's missing offsets, how often the workers read skipped records
+straight from the broker or sent their consumer back, and how many rounds lost a record. Run it on a busy machine (two
 `python3 -c "while True: pass"` beside it): that is where Faust dropped records it had
 fetched (docs/performance.md, third round).
 """
@@ -30,7 +32,10 @@ from podlink_devtools.worker_process import WorkerProcess
 
 PARTITIONS = 6
 PATHWAYS = 36
-SETTLE_SECONDS = 20.0
+# What the workers' logs say when they make up for records Faust dropped.
+REMEDIES = {"direct reads": "input records the consumer skipped, read from the broker",
+            "consumer sent back": "input records waiting that the consumer did not give"}
+SETTLE_SECONDS = 60.0  # the progress check's default: 30 s quiet, looked at every 7.5 s
 
 
 def missing_offsets(ends: Mapping[tuple[str, int], int],
@@ -57,7 +62,7 @@ def _latest_assignment(worker: WorkerProcess) -> set[int]:
     return assigned[-1] if assigned else set()
 
 
-def _round(work_dir: Path) -> dict[tuple[str, int], list[int]]:
+def _round(work_dir: Path) -> tuple[dict[tuple[str, int], list[int]], dict[str, int]]:
     with ApacheKafkaBroker() as broker:
         group = f"podlink-soak-{uuid.uuid4().hex[:8]}"
         workers = []
@@ -84,7 +89,9 @@ def _round(work_dir: Path) -> dict[tuple[str, int], list[int]]:
                 consumer.close()
             handled = ((line["topic"], line["partition"], line["offset"])
                        for w in workers for line in _lines(w) if line.get("event") == "record")
-            return missing_offsets({(tp.topic, tp.partition): end for tp, end in ends.items()}, handled)
+            remedies = {name: sum(1 for w in workers for line in _lines(w) if line.get("event", "").startswith(event))
+                        for name, event in REMEDIES.items()}
+            return missing_offsets({(tp.topic, tp.partition): end for tp, end in ends.items()}, handled), remedies
         finally:
             for worker in workers:
                 worker.stop()
@@ -97,13 +104,15 @@ def main() -> None:
     lost = 0
     for n in range(rounds):
         work_dir = Path(tempfile.mkdtemp(prefix="podlink-soak-"))
-        missing = _round(work_dir)
+        missing, remedies = _round(work_dir)
         lost += bool(missing)
+        said = ", ".join(f"{name} {count}" for name, count in remedies.items())
         if missing:  # the workers' logs say why
-            print(f"rebalance-soak: round {n + 1} of {rounds}: missing {missing}; logs in {work_dir}", flush=True)
+            print(f"rebalance-soak: round {n + 1} of {rounds}: missing {missing} ({said}); logs in {work_dir}",
+                  flush=True)
         else:
             shutil.rmtree(work_dir)
-            print(f"rebalance-soak: round {n + 1} of {rounds}: every record handled", flush=True)
+            print(f"rebalance-soak: round {n + 1} of {rounds}: every record handled ({said})", flush=True)
     print(f"rebalance-soak: {lost} of {rounds} rounds lost a record")
 
 
