@@ -5,6 +5,7 @@ import asyncio
 import uuid
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from podlink.streams.worker.direct_reads import MissedRecord, DirectReader
 from tests.support.brokers import commit_offsets, create_topics, produce, produce_in_transaction
@@ -98,3 +99,17 @@ def test_a_transactions_commit_marker_is_not_a_record_waiting(broker, topic):
     group = f"podlink-{uuid.uuid4().hex[:8]}"
     assert ask(broker.bootstrap, group, lambda reader: reader.waiting({(topic, 0): 8})) == {(topic, 0): 8}
     assert ask(broker.bootstrap, group, lambda reader: reader.waiting({(topic, 0): 9})) == {(topic, 0): None}
+
+
+def test_a_partitions_end_is_where_the_batch_at_the_end_reported_ends(broker, topic):
+    # The 8 records went in one produce call: one batch. Tansu reports this partition's end as
+    # that batch's first offset plus one; whatever the broker reports, the end is offset 8.
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    try:
+        reported = consumer.end_offsets([TopicPartition(topic, 0)])[TopicPartition(topic, 0)]
+    finally:
+        consumer.close()
+    group = f"podlink-{uuid.uuid4().hex[:8]}"
+    assert ask(broker.bootstrap, group, lambda reader: reader.batch_ends({(topic, 0): reported})) == {(topic, 0): 8}
+    assert ask(broker.bootstrap, group, lambda reader: reader.batch_ends({(topic, 0): 1})) == {(topic, 0): 8}
+    assert ask(broker.bootstrap, group, lambda reader: reader.batch_ends({(topic, 0): 0})) == {(topic, 0): 0}

@@ -146,6 +146,8 @@ class Worker:
         self.app.add_dependency(LoopLagMonitor(self.metrics))
         self.reader = DirectReader(settings.kafka_bootstrap, settings.group_id, client_options(settings))
         self.app.add_dependency(self.reader)
+        self._reported_ends = self.app.consumer.highwaters
+        self.app.consumer.highwaters = self._changelog_ends  # type: ignore[method-assign]
         self.progress: ProgressWatch[TP] = ProgressWatch(settings.stall_seconds)
         self._watching: tuple[int, float] | None = None  # the generation ready, and since when
         self.consumer = GroupConsumer(self.app)
@@ -379,6 +381,20 @@ class Worker:
         # Standby replicas read changelogs all the time; only what active recovery read counts.
         if self.app.in_recovery:
             self._recovered_records += 1
+
+    async def _changelog_ends(self, *tps: TP) -> Mapping[TP, int]:
+        """End offsets as Faust's consumer reports them, with a changelog partition's corrected
+        to the end of its last batch: Faust recovers tables up to these (direct_reads.py,
+        `batch_ends`)."""
+        ends = dict(await self._reported_ends(*tps))
+        changelogs = {tp: end for tp, end in ends.items() if tp.topic not in INPUT_TOPICS and end}
+        if changelogs:
+            try:
+                ends.update(await self.reader.batch_ends(changelogs))
+            except Exception as exc:  # noqa: BLE001 - recovery goes on to the ends reported
+                log.warning("changelog ends could not be read; recovering to the ends reported",
+                            error=type(exc).__name__)
+        return ends
 
     async def _check_progress(self) -> None:
         """Send the consumer back to records that wait unhandled on a quiet partition, or stop
