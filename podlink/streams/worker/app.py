@@ -426,8 +426,8 @@ class Worker:
                 self.metrics.consumer_rewinds.inc()
                 log.warning("input records waiting that the consumer did not give; reading them again",
                             topic=tp.topic, partition=tp.partition, offset=waiting[tp])
-                # Faust's seek also moves its read offset back, which it would otherwise drop
-                # the records below; aiokafka's own seek is not enough.
+                # Faust's seek, not aiokafka's: Faust drops fetched records below its read
+                # offset, and only its own seek moves that back too.
                 await self.app.consumer.seek(tp, waiting[tp])  # type: ignore[arg-type]
             elif remedy is Remedy.STOP:
                 _stop_without_committing(
