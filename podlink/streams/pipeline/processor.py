@@ -107,13 +107,17 @@ def process(episode: Episode | None, accepted: Accepted, policy: Policy,
         failures.extend(f for f in current.failures if f.cause == transition.event.dedup_key)
         previous = current
     watch = Watch.of(step.episode, previous)
+    # A referral counts as open from its first deadline on, even one met as it started (care
+    # events read before their referral): its entry is what the open-episodes gauge counts.
+    first_deadline = not first.deadlines and bool(previous.deadlines)
     was_open = {(d.policy, d.cycle) for d in first.deadlines if d.is_open}
     return Result(
         episode=step.episode,
         verdict=step.verdict,
         deadline=previous.deadline(FIRST_MEETING),
         watch=watch,
-        watch_changed=step.verdict == "applied" and watch != Watch.of(step.transitions[0].before, first),
+        watch_changed=step.verdict == "applied"
+        and (first_deadline or watch != Watch.of(step.transitions[0].before, first)),
         opened=tuple(d for d in previous.deadlines if d.is_open and (d.policy, d.cycle) not in was_open)
         if step.verdict == "applied" else (),
         fhir_messages=messages,

@@ -66,8 +66,10 @@ def test_pending_care_events_send_nothing_until_their_referral_releases_them():
     assert [r.verdict for r in waiting] == ["pending", "pending"]
     assert all(_nothing_out(r) and r.stores_episode for r in waiting)
     [released] = run(rec[2:3], episode=waiting[-1].episode)
-    # Met by the meeting released with it, the first-meeting deadline leaves nothing to watch.
-    assert released.verdict == "applied" and not released.watch_changed and released.watch.deadlines == ()
+    # Met by the meeting released with it, the first-meeting deadline leaves nothing to watch;
+    # but the referral has had a deadline, so its entry is written: an open episode to count.
+    assert released.verdict == "applied" and released.watch_changed and released.watch.deadlines == ()
+    assert not released.watch.closed
     codes = [m["entry"][0]["resource"]["eventCoding"]["code"] for m in released.fhir_messages]
     assert codes == ["servicerequest-request", "meeting-scheduled", "meeting-held"]
     assert _types(released) == ["referral.registered", "meeting.first", "meeting.held", "deadline.met"]
