@@ -45,3 +45,23 @@ def test_a_worker_taking_over_from_the_changelogs_recovers_them_all_and_pages_no
     assert recovered["changelog_records"] == _changelog_records(bootstrap)
     # Its scans find every deadline met or already paged: nothing goes out again.
     assert total(after_more_scans(second.web_url, 3), "podlink_alerts_total") == 0
+
+
+def test_a_worker_restarted_with_its_own_store_reads_no_changelog_record_again(fresh_broker, start_worker, prefix):
+    # Its store remembers how far it had written each changelog: after an orderly stop, with
+    # nothing written since, there is nothing to read again.
+    bootstrap = fresh_broker.bootstrap
+    records = [r for i in range(8) for r in pathway(f"{prefix}-{i}", ago(36), "on-time", n=i)]
+    worker = start_worker(bootstrap)
+    send(bootstrap, records)
+    wait_until(counting(worker.web_url, len(records)), 90, "every record counted")
+    assert _changelog_records(bootstrap) > 0
+    worker.stop()
+    seen = len(worker.log_lines())
+    worker.start()  # the same data directory and group
+
+    def recoveries() -> list[dict]:
+        return [line for line in worker.log_lines()[seen:] if line.get("event") == "tables recovered"]
+
+    wait_until(recoveries, 60, "the tables recovered")
+    assert recoveries()[0]["changelog_records"] == 0

@@ -26,6 +26,7 @@ from faust.types.events import EventT
 from podlink.streams.worker.alert_ledger import AlertLedger, Sent
 from podlink.streams.worker.broker_watch import install_broker_watch
 from podlink.streams.worker.catchup import CatchUp
+from podlink.streams.worker.changelogged import Changelogged
 from podlink.streams.worker.cloudevents_binding import Headers
 from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
@@ -33,11 +34,13 @@ from podlink.streams.worker.loop_lag import LoopLagMonitor, freeze_start_up_obje
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.direct_reads import DirectReader, MissedRecord
 from podlink.streams.worker.offset_trail import OffsetTrail
+from podlink.streams.worker.outbox import Outbox
 from podlink.streams.worker.progress_watch import ProgressWatch, Remedy
 from podlink.streams.core.pathway import evaluation
 from podlink.streams.pipeline.processor import Watch
 from podlink.streams.worker.codecs import DEADLINE_ENTRY, EPISODE, DeadlineEntry
 from podlink.streams.worker.policy_loading import LoadedPolicy, load_policy
+from podlink.streams.worker import table_store
 from podlink.streams.worker.records import RecordHandler
 from podlink.streams.worker.watch_index import WatchIndex
 from podlink.streams.worker.settings import (
@@ -90,11 +93,6 @@ def _stop_without_committing(what: str, exc: BaseException | None, **fields: Any
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_STOPPED_UNCOMMITTED)
-
-
-def _check_delivered(sent: asyncio.Future[Any]) -> None:
-    if not sent.cancelled() and sent.exception() is not None:
-        _outputs_not_delivered(sent.exception())
 
 
 def _outputs_not_delivered(exc: BaseException | None) -> NoReturn:
@@ -151,12 +149,14 @@ class Worker:
         self.progress: ProgressWatch[TP] = ProgressWatch(settings.stall_seconds)
         self._watching: tuple[int, float] | None = None  # the generation ready, and since when
         self.consumer = GroupConsumer(self.app)
-        # What handling a slice of records led to, sent once the slice is handled (_send_outbox).
-        self._outbox: list[tuple[str, bytes | None, bytes | None, Headers]] = []
+        # What handling a slice of records led to, sent once the slice is handled.
+        self.outbox = Outbox(lambda *record: self.app.producer.send(*record), _outputs_not_delivered)
+        changelogged = self.outbox.add_changelog
         self.records = RecordHandler(
-            policy=self.policy, episodes=self.episodes, deadlines=self.deadlines,
-            dead_letter_marks=self.dead_letter_marks,
-            send=lambda topic, key, value, headers: self._outbox.append((topic, key, value, headers)),
+            policy=self.policy, episodes=Changelogged(self.episodes, changelogged),
+            deadlines=Changelogged(self.deadlines, changelogged),
+            dead_letter_marks=Changelogged(self.dead_letter_marks, changelogged),
+            send=self.outbox.add,
             metrics=self.metrics, catch_up=self.catch_up,
             max_record_bytes=self.app.conf.producer_max_request_size,
             on_deadlines=self._deadlines_written, rules_fingerprint=self.loaded.fingerprint,
@@ -177,7 +177,7 @@ class Worker:
             s.group_id,
             broker=[f"kafka://{host}" for host in s.kafka_bootstrap.split(",")],
             broker_credentials=faust_credentials(s),
-            store="rocksdb://" if s.store == "rocksdb" else "memory://",
+            store=table_store.register() if s.store == "rocksdb" else "memory://",
             datadir=str(s.data_dir),
             topic_partitions=s.partitions,
             topic_replication_factor=s.replication_factor,
@@ -223,7 +223,7 @@ class Worker:
                 for start in range(0, len(events), SLICE_RECORDS):
                     messages, writers, missed = await self._with_missed(events[start:start + SLICE_RECORDS])
                     self.records.handle_batch(messages, writing_as=lambda i, w=writers: _as_current(w[i]))
-                    await self._send_outbox()
+                    await self.outbox.send()
                     for tp, offsets in missed:  # handled: Faust may commit past them now
                         await app.consumer._add_gap(tp, offsets.start, offsets.stop - 1)  # type: ignore[attr-defined]
                     if time.monotonic() - held_since >= HOLD_SECONDS:
@@ -352,24 +352,6 @@ class Worker:
         log.warning("input records the consumer skipped, read from the broker", topic=tp.topic,
                     partition=tp.partition, first=offsets.start, last=offsets.stop - 1, records=len(found))
         return found
-
-    async def _send_outbox(self) -> None:
-        """Hand the outputs to the Kafka producer, in order; their futures say when the broker has them.
-
-        Straight to the producer: Faust's send_soon buffer added about 7% to the worker's time
-        in a profile of `podlink bench` (a future, a pending message, callbacks and sensors per
-        record). Its flush before each commit still covers these."""
-        records, self._outbox = self._outbox, []
-        for topic, key, value, headers in records:
-            try:
-                sent = await self.app.producer.send(topic, key, value, None, None, headers)
-            except Exception as exc:  # noqa: BLE001 - refused before it was queued
-                _outputs_not_delivered(exc)
-            # Not awaited here: waiting for delivery before acknowledging a batch stalled the
-            # agent across a rebalance (test_scale_out). A refusal stops the process before
-            # Faust can commit: this callback is registered before the flush that precedes
-            # every commit waits on the same delivery.
-            sent.add_done_callback(_check_delivered)
 
     async def _send_alert(self, key: bytes, value: bytes, headers: Headers) -> Sent:
         return await self.app.producer.send_and_wait(ALERTS_TOPIC, key, value, partition=None,
