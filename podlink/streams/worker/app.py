@@ -150,7 +150,9 @@ class Worker:
         self._watching: tuple[int, float] | None = None  # the generation ready, and since when
         self.consumer = GroupConsumer(self.app)
         # What handling a slice of records led to, sent once the slice is handled.
-        self.outbox = Outbox(lambda *record: self.app.producer.send(*record), _outputs_not_delivered)
+        # aiokafka's producer inside Faust's, whose own send takes one record at a time.
+        self.outbox = Outbox(lambda: self.app.producer._ensure_producer(),  # type: ignore[attr-defined]
+                             _outputs_not_delivered)
         changelogged = self.outbox.add_changelog
         self.records = RecordHandler(
             policy=self.policy, episodes=Changelogged(self.episodes, changelogged),
@@ -220,15 +222,18 @@ class Worker:
                 # Handled a slice at a time, yielding once slices have held the event loop for
                 # HOLD_SECONDS: a whole batch would hold it for hundreds of milliseconds.
                 held_since = time.monotonic()
+                gaps: list[tuple[TP, range]] = []
                 for start in range(0, len(events), SLICE_RECORDS):
                     messages, writers, missed = await self._with_missed(events[start:start + SLICE_RECORDS])
                     self.records.handle_batch(messages, writing_as=lambda i, w=writers: _as_current(w[i]))
-                    await self.outbox.send()
-                    for tp, offsets in missed:  # handled: Faust may commit past them now
-                        await app.consumer._add_gap(tp, offsets.start, offsets.stop - 1)  # type: ignore[attr-defined]
+                    await self.outbox.pack()
+                    gaps += missed
                     if time.monotonic() - held_since >= HOLD_SECONDS:
                         await asyncio.sleep(0)
                         held_since = time.monotonic()
+                await self.outbox.send()
+                for tp, offsets in gaps:  # handled and sent: Faust may commit past them now
+                    await app.consumer._add_gap(tp, offsets.start, offsets.stop - 1)  # type: ignore[attr-defined]
 
         @app.timer(s.deadline_scan_seconds, name="deadline-scan")
         async def deadline_scan() -> None:
