@@ -312,19 +312,27 @@ def evaluate(episode: Episode, rules: Iterable[Rule], since: Evaluation | None =
     that state with one occurrence added after every other in time, and nothing the rules read
     of the episode has changed, only the new occurrence is folded in: the result is the one
     running every rule over the whole timeline gives, as every earlier occurrence meets the
-    same rules, episode fields and open deadlines again.
+    same rules, episode fields and open deadlines again. When no rule reacts to the added
+    occurrence, it may fall anywhere in time (a measure recorded before the last meeting): the
+    result is `since`'s.
     """
     rules = tuple(rules)
     if episode.referral is None:
         return Evaluation()
-    timeline = in_order(episode.timeline)
+    reacting = _Reacting.of(rules)
     end = since._end if since is not None else None
-    if end is not None and _goes_on(end, episode, rules):
+    added = _added(end, episode, rules) if end is not None else None
+    if since is not None and end is not None and added is not None and not reacting.to(added.type):
+        # No rule reacts to the added occurrence, so wherever it falls in time every other one
+        # meets the same rules, episode fields and open deadlines again: nothing changes.
+        last = max(end.last, (added.at, added.key))
+        return replace(since, _end=replace(end, episode=episode, last=last))
+    if end is not None and added is not None and (added.at, added.key) > end.last:
         book, read = end.book.copy(), end.read
-        timeline = timeline[-1:]
+        timeline = [added]
     else:
         book, read = _Book(episode.referral_id, episode.team_code), frozenset()
-    reacting = _Reacting.of(rules)
+        timeline = in_order(episode.timeline)
     for occurrence in timeline:
         for rule in reacting.to(occurrence.type):
             given = HookInput(episode, occurrence, book.open())
@@ -344,16 +352,15 @@ def evaluate(episode: Episode, rules: Iterable[Rule], since: Evaluation | None =
                       _End(book, rules, episode, (last.at, last.key), read) if last is not None else None)
 
 
-def _goes_on(end: _End, episode: Episode, rules: tuple[Rule, ...]) -> bool:
-    """Whether `episode` is `end.episode` with one occurrence added after all the others, under
-    the same rules, with the same referral (the book's team code is its) and the same fields
-    its rules read."""
+def _added(end: _End, episode: Episode, rules: tuple[Rule, ...]) -> Occurrence | None:
+    """The occurrence `episode` adds to `end.episode`, if that is all the rules can tell apart:
+    one occurrence more (at any time), under the same rules, with the same referral (the
+    book's team code is its) and the same fields its rules read. None otherwise."""
     before = end.episode
     if end.rules is not rules or end.read is None or episode.referral_id != before.referral_id:
-        return False
+        return None
     if len(episode.timeline) != len(before.timeline) + 1 or episode.timeline[:-1] != before.timeline:
-        return False
-    added = episode.timeline[-1]
-    if (added.at, added.key) <= end.last:
-        return False
-    return all(getattr(episode, name) == getattr(before, name) for name in end.read | {"referral"})
+        return None
+    if not all(getattr(episode, name) == getattr(before, name) for name in end.read | {"referral"}):
+        return None
+    return episode.timeline[-1]

@@ -120,3 +120,23 @@ def test_an_evaluation_of_another_history_is_not_gone_on_from():
     gone_on = evaluation(episode, Policy(), since=other)
     assert gone_on == evaluation(episode, Policy())
     assert [d.met_at for d in gone_on.deadlines if d.policy == "first-meeting"] == [at("2026-06-01T10:00:00Z")]
+
+
+def test_an_occurrence_no_rule_reacts_to_is_folded_in_wherever_it_falls_in_time():
+    asked: list[str] = []
+
+    @reacts_to("meeting.held")
+    @reads_episode()
+    def counting(given: HookInput) -> Iterator[Effect]:
+        asked.append(given.occurrence.type)
+        return iter(())
+
+    policy = Policy(rules=(*Policy().rules, Rule("counting", counting)))
+    # The on-time pathway's last event, a measure recorded on day 2 at 02:00, is read after its
+    # three meetings (the last two later in time): no rule reacts to a measure, so no meeting
+    # is asked about again (each once, not six asks).
+    values = [r.value for r in pathway("REF-T-1", T0, "on-time")]
+    assert_as_if_whole(values, policy)
+    asked.clear()
+    list(chained(values, policy))
+    assert asked == ["meeting.held"] * 3
