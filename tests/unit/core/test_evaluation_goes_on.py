@@ -90,15 +90,20 @@ def test_a_referral_received_again_for_another_team_moves_every_deadline_to_it()
     assert {d.team_code for d in last.deadlines} == {"POD-THANET"}
 
 
-def test_events_that_only_extend_the_timeline_ask_each_rule_about_each_occurrence_once():
-    asked: list[str] = []
-
+def counting(asked: list[str], *types: str) -> Policy:
+    """The shipped rules and one that notes each occurrence it is asked about (of `types`
+    alone, if given) in `asked`."""
     @reads_episode()
-    def counting(given: HookInput) -> Iterator[Effect]:
+    def count(given: HookInput) -> Iterator[Effect]:
         asked.append(given.occurrence.type)
         return iter(())
 
-    policy = Policy(rules=(*Policy().rules, Rule("counting", counting)))
+    return Policy(rules=(*Policy().rules, Rule("counting", reacts_to(*types)(count) if types else count)))
+
+
+def test_events_that_only_extend_the_timeline_ask_each_rule_about_each_occurrence_once():
+    asked: list[str] = []
+    policy = counting(asked)
     # 8 events; the last, a measure recorded at 17h, is read after the meetings of 39h and
     # 63h, so it does not extend the timeline in time: all 8 occurrences are asked about again.
     values = [r.value for r in pathway("REF-T-1", T0, "on-time")]
@@ -124,14 +129,7 @@ def test_an_evaluation_of_another_history_is_not_gone_on_from():
 
 def test_an_occurrence_no_rule_reacts_to_is_folded_in_wherever_it_falls_in_time():
     asked: list[str] = []
-
-    @reacts_to("meeting.held")
-    @reads_episode()
-    def counting(given: HookInput) -> Iterator[Effect]:
-        asked.append(given.occurrence.type)
-        return iter(())
-
-    policy = Policy(rules=(*Policy().rules, Rule("counting", counting)))
+    policy = counting(asked, "meeting.held")
     # The on-time pathway's last event, a measure recorded on day 2 at 02:00, is read after its
     # three meetings (the last two later in time): no rule reacts to a measure, so no meeting
     # is asked about again (each once, not six asks).
