@@ -195,6 +195,7 @@ class RecordHandler:
         episode: Episode | None = None
         loaded = False
         changed: int | None = None  # the last record that changed the episode
+        replayed: int | None = None  # the last record read again after the episode had it
         entry: tuple[int, DeadlineEntry] | None = None  # the last deadline entry written
         known: Known | None = None  # the last evaluation, reused by the next record
         for i, read in group.records:
@@ -218,6 +219,8 @@ class RecordHandler:
             if result.stores_episode:
                 episode, changed = result.episode, i
                 known = result.evaluated or known
+            elif result.verdict == "replayed":
+                replayed = i
             if result.watch_changed and result.watch is not None:
                 entry = (i, DeadlineEntry(message.partition, result.watch, self.rules_fingerprint))
             for output in outputs:
@@ -232,6 +235,21 @@ class RecordHandler:
             with writing_as(entry[0]):
                 self.deadlines[key] = DEADLINE_ENTRY.encode(entry[1])
             self.on_deadlines(key, entry[1])
+        if replayed is not None:
+            self._write_again(key, replayed, writing_as, episode=changed is None, entry=entry is None)
+
+    def _write_again(self, key: bytes, i: int, writing_as: WritingAs, *, episode: bool, entry: bool) -> None:
+        """Writes the referral's stored episode and deadline entry again, unchanged.
+
+        A worker killed after its store had a write and before the changelog did reads the
+        records again as replays, which change nothing: without this, the changelog (what
+        standbys and a worker without this disk recover from) would lack that write until the
+        episode next changed, and a worker taking the partition over would never apply it."""
+        with writing_as(i):
+            for table, again in ((self.episodes, episode), (self.deadlines, entry)):
+                stored = table.get(key) if again else None
+                if stored:
+                    table[key] = stored
 
     def _load(self, key: bytes) -> tuple[Episode | None, Known | None]:
         stored = self.episodes.get(key)

@@ -135,6 +135,48 @@ def test_an_event_that_fails_to_process_is_dead_lettered_with_the_reason(h):
                    outcome="dead-letter") == 1
 
 
+class Writes(dict):
+    """A table that notes every key written, the same value again included."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.written.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_replay_writes_the_stored_episode_and_deadline_entry_again_for_the_changelog():
+    # A worker killed after its store had the writes and before the changelog did: what it
+    # reads again are replays, and writing what the store holds again (unchanged) is what puts
+    # it in the changelog that standbys and a worker without this disk recover from.
+    h = Harness(episodes=Writes(), deadlines=Writes())
+    handler = h.handler()
+    records = pathway("REF-1", T0, "on-time")
+    for offset, record in enumerate(records[:3]):
+        handler.handle(Message(record.key.encode(), json_bytes(record.value), offset))
+    stored = dict(h.episodes), dict(h.deadlines)
+    h.episodes.written.clear(), h.deadlines.written.clear()
+    handler.handle(Message(records[1].key.encode(), json_bytes(records[1].value), 1))
+    assert h.count("podlink_records_total", topic=SPA_TOPIC, type="uk.nhs.spa.referral.accepted",
+                   outcome="replayed") == 1
+    assert (h.episodes.written, h.deadlines.written) == ([b"REF-1"], [b"REF-1"])
+    assert (dict(h.episodes), dict(h.deadlines)) == stored
+
+
+def test_a_duplicate_from_the_source_writes_nothing():
+    h = Harness(episodes=Writes(), deadlines=Writes())
+    handler = h.handler()
+    record = pathway("REF-1", T0, "on-time")[0]
+    handler.handle(Message(record.key.encode(), json_bytes(record.value), 0))
+    h.episodes.written.clear(), h.deadlines.written.clear()
+    handler.handle(Message(record.key.encode(), json_bytes(record.value), 5))
+    assert h.count("podlink_records_total", topic=SPA_TOPIC, type="uk.nhs.spa.referral.received",
+                   outcome="duplicate") == 1
+    assert (h.episodes.written, h.deadlines.written) == ([], [])
+
+
 def test_a_record_dead_lettered_before_is_not_dead_lettered_or_counted_again(h):
     bad = Message(b"REF-9", b"{ not json", offset=4)
     handler = h.handler()
