@@ -231,7 +231,7 @@ class Worker:
                     if time.monotonic() - held_since >= HOLD_SECONDS:
                         # What is handled goes out now, not once the whole batch is: a batch
                         # of 500 is a second's work on a busy machine.
-                        await self.outbox.send()
+                        await self.outbox.send_ready()
                         await asyncio.sleep(0)
                         held_since = time.monotonic()
                 await self.outbox.send()

@@ -5,10 +5,13 @@ events, dead letters) and the tables' changelog records (changelogged.py).
 Handed over record by record, each output cost the producer a future, a partitioner call and
 an append to its accumulator, and its delivery a callback: about a tenth of the worker's time
 at saturation (py-spy on `podlink bench`). A batch of ours costs one of each. The records of a
-slice are packed as the slice is handled; the batches go to the producer when the whole batch
-of input records is handled, before Faust acknowledges it, so the flush that precedes every
-commit covers them. A batch handed over earlier, because it filled, waits for the previous
-batch of its partition to be taken by the producer's sender: that keeps the partition's order.
+slice are packed as the slice is handled. While the batch of input records is handled, a
+partition's batch goes to the producer when the broker has its previous one (`send_ready`):
+handing it over before would wait, as the producer keeps one batch a partition queued, and the
+worker with it. Every batch is handed over once the whole batch of input records is handled,
+before Faust acknowledges it (`send`), so the flush that precedes every commit covers them. A
+batch handed over because it filled waits for the previous batch of its partition to be taken
+by the producer's sender: that keeps the partition's order.
 """
 from __future__ import annotations
 
@@ -63,6 +66,7 @@ class Outbox:
         self._failed = failed
         self._records: list[_Record] = []
         self._open: dict[tuple[str, int], _Open] = {}
+        self._sent: dict[tuple[str, int], asyncio.Future[Any]] = {}  # the last batch handed over
         self._partitioner = DefaultPartitioner()  # the producer's: podlink configures no other
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, headers: Headers) -> None:
@@ -97,6 +101,13 @@ class Outbox:
         for tp, open_ in opened.items():
             await self._submit(tp, open_)
 
+    async def send_ready(self) -> None:
+        """Pack what is left and hand to the producer the batches of the partitions whose last
+        batch the broker has; the others go on filling."""
+        await self.pack()
+        for tp in [tp for tp in self._open if tp not in self._sent or self._sent[tp].done()]:
+            await self._submit(tp, self._open.pop(tp))
+
     async def _append(self, tp: tuple[str, int], record: _Record) -> None:
         open_ = self._open.get(tp)
         if open_ is not None and open_.batch.append(timestamp=None, key=record.key, value=record.value,
@@ -122,6 +133,7 @@ class Outbox:
         except Exception as exc:  # noqa: BLE001 - refused before it was queued
             self._failed(exc)
             return
+        self._sent[tp] = sent
         # Not awaited here: waiting for delivery before acknowledging a batch stalled the agent
         # across a rebalance (test_scale_out). The callback is registered before the flush
         # that precedes every commit waits on the same delivery.

@@ -136,3 +136,49 @@ def test_a_batch_the_producer_refuses_or_the_broker_does_not_take_is_reported(pr
 def test_a_changelog_batch_not_taken_reports_no_delivery():
     reported, failures, _ = _run(_Producer(fail="deadlines-changelog"))
     assert [r for r in reported if r[0] == "deadlines"] == [] and len(failures) == 1
+
+
+class _Slow(_Producer):
+    """The broker takes each batch when told (`deliver`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: list[asyncio.Future] = []
+
+    async def send_batch(self, batch: _Batch, topic: str, *, partition: int) -> asyncio.Future:
+        self.handed.append((topic, partition, [value for _, value, _ in batch.records]))
+        sent = asyncio.get_running_loop().create_future()
+        self.waiting.append(sent)
+        return sent
+
+    def deliver(self) -> None:
+        for sent in self.waiting:
+            if not sent.done():
+                sent.set_result(SimpleNamespace(offset=0))
+
+
+def test_while_a_batch_is_handled_a_partition_is_handed_its_next_batch_once_the_broker_has_the_last():
+    # Handed over before, the producer would make the worker wait for its sender; the records
+    # go on filling the partition's batch instead, and all of it goes once the batch is done.
+    producer = _Slow()
+    a, b = _partition(b"REF-1"), _partition(b"REF-2")
+
+    async def go() -> None:
+        outbox = Outbox(lambda: producer, lambda exc: None)
+        outbox.add("fhir", b"REF-1", b"1", [])
+        await outbox.send_ready()
+        outbox.add("fhir", b"REF-1", b"2", [])
+        outbox.add("fhir", b"REF-2", b"x", [])
+        await outbox.send_ready()
+        outbox.add("fhir", b"REF-1", b"3", [])
+        await outbox.send_ready()
+        assert producer.handed == [("fhir", a, [b"1"]), ("fhir", b, [b"x"])]
+        producer.deliver()
+        outbox.add("fhir", b"REF-1", b"4", [])
+        await outbox.send_ready()
+        outbox.add("fhir", b"REF-1", b"5", [])
+        outbox.add("fhir", b"REF-2", b"y", [])
+        await outbox.send()  # the input batch is done: everything, delivered or not
+        assert producer.handed[2:] == [("fhir", a, [b"2", b"3", b"4"]), ("fhir", a, [b"5"]), ("fhir", b, [b"y"])]
+
+    asyncio.run(go())
