@@ -7,7 +7,9 @@ measured with rocksdict here). Kafka Streams turns it off for the same reason.
 
 After a crash the store holds what RocksDB had flushed: the table's values and the changelog
 offset they were read up to (Faust writes it in the same store after each changelog write is
-acknowledged) are flushed together, so recovery reads the changelog on from that offset.
+acknowledged) are flushed together, so recovery reads the changelog on from that offset. A
+value flushed before the broker had its changelog record is written again when its input
+record is read again as a replay (`RecordHandler._write_again`).
 """
 from __future__ import annotations
 
