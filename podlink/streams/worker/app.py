@@ -149,8 +149,9 @@ class Worker:
         self.progress: ProgressWatch[TP] = ProgressWatch(settings.stall_seconds)
         self._watching: tuple[int, float] | None = None  # the generation ready, and since when
         self.consumer = GroupConsumer(self.app)
-        # What handling a slice of records led to, sent once the slice is handled.
-        # aiokafka's producer inside Faust's, whose own send takes one record at a time.
+        # What handling records led to, and the tables' changelog records, handed to aiokafka's
+        # producer inside Faust's (whose own send takes one record at a time) as batches:
+        # while a batch is handled when a partition's last one is taken, all once it is done.
         self.outbox = Outbox(lambda: self.app.producer._ensure_producer(),  # type: ignore[attr-defined]
                              _outputs_not_delivered)
         changelogged = self.outbox.add_changelog
