@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from podlink.services.logs import configure, set_level
 from podlink.streams.worker.catchup import CatchUp
+from podlink.streams.worker.loop_lag import collect_young_objects_less_often
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.policy_loading import load_policy
 from podlink.streams.worker.records import RecordHandler
@@ -81,6 +82,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     configure("json")
+    collect_young_objects_less_often()  # as a worker does
     set_level("info")  # the per-record lines are at debug, as in a worker
     print(measure(args.pathways, args.profile))
 

@@ -30,7 +30,11 @@ from podlink.streams.worker.changelogged import Changelogged
 from podlink.streams.worker.cloudevents_binding import Headers
 from podlink.streams.worker.deadline_scan import Clock, DeadlineScan
 from podlink.streams.worker.kafka_security import client_options, faust_credentials
-from podlink.streams.worker.loop_lag import LoopLagMonitor, freeze_start_up_objects
+from podlink.streams.worker.loop_lag import (
+    LoopLagMonitor,
+    collect_young_objects_less_often,
+    freeze_start_up_objects,
+)
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.direct_reads import DirectReader, MissedRecord
 from podlink.streams.worker.offset_trail import OffsetTrail
@@ -172,6 +176,7 @@ class Worker:
             ledger=self.ledger, catch_up=self.catch_up, metrics=self.metrics, clock=clock,
             is_ready=self.is_ready, ledger_timeout=settings.deadline_scan_seconds,
         )
+        collect_young_objects_less_often()
         freeze_start_up_objects()  # last: everything the worker is built of exists
 
     def _build_app(self) -> faust.App:

@@ -19,7 +19,9 @@ from podlink.streams.worker.loop_lag import (
     code_location,
     freeze_start_up_objects,
 )
+from podlink.streams.worker.app import Worker
 from podlink.streams.worker.metrics import Metrics
+from podlink.streams.worker.settings import Settings
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -211,3 +213,32 @@ def test_freezing_leaves_live_objects_out_of_collections_but_collects_the_garbag
     finally:
         gc.unfreeze()
     assert any(o is kept for o in gc.get_objects())
+
+
+def _young_collections_while_allocating(count: int) -> int:
+    started: list[int] = []
+
+    def note(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            started.append(0)
+
+    gc.collect()  # counts from no young objects
+    gc.callbacks.append(note)
+    try:
+        kept = [[] for _ in range(count)]
+    finally:
+        gc.callbacks.remove(note)
+    assert len(kept) == count
+    return len(started)
+
+
+def test_a_worker_runs_a_young_collection_only_after_tens_of_thousands_of_new_objects(tmp_path: Any) -> None:
+    default = gc.get_threshold()
+    try:
+        # CPython's own threshold (700 objects; 2,000 from 3.13): one every few thousand.
+        assert _young_collections_while_allocating(20_000) >= 5
+        Worker(Settings(store="memory", data_dir=tmp_path))
+        assert _young_collections_while_allocating(20_000) == 0
+    finally:
+        gc.set_threshold(*default)
+        gc.unfreeze()
