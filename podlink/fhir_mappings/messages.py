@@ -5,7 +5,9 @@ not patches: the EPR can upsert each entry by id). `MessageHeader.focus` lists t
 the main one first; every other entry is one a focused resource references, directly or through
 other entries (the FHIR messaging rule), such as the Patient, the referral's ServiceRequest
 (which every Encounter, CarePlan and Observation is based on), Practitioners and Locations.
-Anything nothing reaches is left out. Every reference between resources is a `urn:uuid:`
+The mappings send nothing else: each resource comes with those it references, and checking a
+message (`validate`, as the tests build them) refuses one with an entry nothing reaches.
+Every reference between resources is a `urn:uuid:`
 reference to an entry of the same Bundle, so the EPR resolves all of them without looking
 anything up; only organisations and the POD team, which we do not send as resources, are
 referenced by their codes (ODS code, team code).
@@ -72,7 +74,8 @@ def build_message(
     (`PODLINK_FHIR_BASE_URL`). The same inputs always give an equal result, ids included.
     Read the result, never change it: resources that recur from message to message (the
     Patient, Tasks, Practitioners...) are built once and shared between results.
-    `validate` checks the result against fhir.resources and the R4 JSON Schema; the worker
+    `validate` checks the result against fhir.resources and the R4 JSON Schema, and that the
+    focus reaches every entry (a mapping that sends more breaks the messaging rule); the worker
     skips that unless `PODLINK_FHIR_VALIDATION=full` (the tests prove the mappings instead:
     docs/performance.md). Raises MappingError if the episode has no referral to send or (when
     validating) the result would not be valid FHIR, ValueError if `base_url` is not an absolute
@@ -92,12 +95,14 @@ def build_message(
         "timestamp": utc_text(event.time),
         "entry": [
             {"fullUrl": full_url(resource["id"]), "resource": resource}
-            for resource in (
-                message_header(event, [r["id"] for r in focus], ns), *reachable(focus, pool),
-            )
+            for resource in (message_header(event, [r["id"] for r in focus], ns), *pool)
         ],
     }
-    return _validated(bundle) if validate else bundle
+    if not validate:
+        return bundle
+    if len(reachable(focus, pool)) < len(pool):
+        raise MappingError("not a valid FHIR message: an entry is referenced by none of its focus")
+    return _validated(bundle)
 
 
 def _concerned(event: Event, episode: Episode, deadline: Deadline | None, ns: Namespace,

@@ -22,7 +22,7 @@ from podlink.streams.core.episode import Episode, Policy, Position
 from podlink.streams.pipeline.processor import process
 from tests.support.episodes import accepted
 from tests.support.fhir_schema import bundle_errors
-from tests.unit.fhir_mappings.test_messages import references
+from tests.unit.fhir_mappings.test_messages import reached_from_focus, references
 
 
 
@@ -59,6 +59,8 @@ def test_every_message_of_any_delivery_is_valid_r4(records: list[Record]):
     assert messages  # every pathway applies its referral at least
     for message in messages:
         assert bundle_errors(message) == []
+        # The FHIR messaging rule: the focus reaches every entry but the header.
+        assert reached_from_focus(message) == {e["fullUrl"] for e in message["entry"][1:]}
         # Every resource through its fhir.resources model, and back to the same JSON.
         assert Bundle.model_validate(message).model_dump(mode="json", exclude_none=True) == message
 

@@ -345,13 +345,30 @@ def test_references_are_read_where_the_mappings_put_them(sent: Sent):
         assert sorted(_references(entry["resource"])) == sorted(references(entry["resource"]))
 
 
-def test_a_resource_nothing_reaches_is_dropped():
+def test_what_the_focus_reaches_leaves_out_a_resource_nothing_references():
     patient = {"resourceType": "Patient", "id": "p"}
     plan = {"resourceType": "CarePlan", "id": "c", "subject": {"reference": "urn:uuid:p"}}
     practitioner = {"resourceType": "Practitioner", "id": "x"}
     person = {"resourceType": "RelatedPerson", "id": "r", "patient": {"reference": "urn:uuid:p"}}
     # The RelatedPerson points at the Patient, but nothing points at it.
     assert reachable([plan], [plan, person, practitioner, patient]) == [plan, patient]
+
+
+def test_a_mapping_that_sends_a_resource_nothing_references_is_caught_when_checking(monkeypatch):
+    # The worker builds messages unchecked (every entry as the mappings give it): a mapping
+    # bug of this kind must fail the tests, which build messages checked.
+    from podlink.fhir_mappings import messages
+
+    stray = {"resourceType": "Practitioner", "id": stable_id("stray")}
+    mapped = messages.care_plan
+    monkeypatch.setattr(messages, "care_plan", lambda *args: [*mapped(*args), stray])
+    event = parse_event(example("referral-accepted"))
+    episode = apply(None, parse_event(example("referral-received")), POLICY).episode
+    episode = apply(episode, event, POLICY).episode
+    with pytest.raises(MappingError, match="referenced by none of its focus"):
+        build_message(event, episode, None)
+    unchecked = build_message(event, episode, None, validate=False)
+    assert stray in resources(unchecked)
 
 
 # --- what each event sends ----------------------------------------------------------------
