@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 
 import structlog
 from aiohttp import web
 from kafka.errors import KafkaError
-from pydantic import ValidationError
 
 from podlink.services.deliver.metrics import DeliverMetrics
 from podlink.services.deliver.service import Deliverer
@@ -19,18 +17,15 @@ from podlink.services.kafka_watch import KafkaWatch
 from podlink.services.topics import ensure_topics
 from podlink.streams.worker.kafka_security import client_options
 from podlink.streams.worker.metrics import CONTENT_TYPE
-from podlink.services.settings_errors import describe_without_values
+from podlink.services.settings_errors import load_or_report
+from podlink.services.signals import stop_on_signals
 from podlink.streams.worker.settings import Settings
 
 log = structlog.get_logger("podlink.deliver")
 
 
 def load_settings() -> DeliverSettings | None:
-    try:
-        return DeliverSettings()
-    except ValidationError as exc:
-        print(f"podlink deliver: invalid setting: {describe_without_values(exc)}", file=sys.stderr)
-        return None
+    return load_or_report(DeliverSettings, "deliver")
 
 
 def run_deliver(kafka: Settings) -> int:
@@ -52,7 +47,7 @@ def run_deliver(kafka: Settings) -> int:
 
 
 async def serve(kafka: Settings, settings: DeliverSettings, stop: asyncio.Event | None = None) -> None:
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     # The FHIR topic may not exist yet when deliver starts before any worker.
     await asyncio.to_thread(ensure_topics, kafka.kafka_bootstrap, kafka.partitions,
                             kafka.replication_factor, client_options(kafka))
@@ -65,14 +60,6 @@ async def serve(kafka: Settings, settings: DeliverSettings, stop: asyncio.Event 
     finally:
         await watch.stop()
         await runner.cleanup()
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 async def _metrics_server(metrics: DeliverMetrics, settings: DeliverSettings) -> web.AppRunner:

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import ssl
 import sys
 
 import structlog
 from aiohttp import web
-from pydantic import ValidationError
 
 from podlink.fhir_mappings.conformance import published_resources
 from podlink.fhir_mappings.inbound import Systems
@@ -17,22 +15,15 @@ from podlink.services.intake.kafka_io import Kafka
 from podlink.services.intake.settings import IntakeSettings
 from podlink.services.kafka_options import client_options
 from podlink.services.kafka_watch import KafkaWatch
-from podlink.services.settings_errors import describe_without_values
+from podlink.services.settings_errors import load_or_report
+from podlink.services.signals import stop_on_signals
 from podlink.streams.worker.settings import Settings
 
 log = structlog.get_logger("podlink.intake")
 
 
-def load_settings() -> IntakeSettings | None:
-    try:
-        return IntakeSettings()
-    except ValidationError as exc:
-        print(f"podlink intake: invalid setting: {describe_without_values(exc)}", file=sys.stderr)
-        return None
-
-
 def run_intake(kafka: Settings) -> int:
-    settings = load_settings()
+    settings = load_or_report(IntakeSettings, "intake")
     if settings is None:
         return 2
     if not settings.intake_tokens and settings.intake_tls_client_ca_file is None:
@@ -63,11 +54,7 @@ def tls_context(settings: IntakeSettings) -> ssl.SSLContext | None:
 
 
 async def serve(kafka: Settings, settings: IntakeSettings, stop: asyncio.Event | None = None) -> None:
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop or stop_on_signals()
     broker = Kafka(client_options(kafka), settings.intake_publish_timeout_seconds, kafka.replication_factor)
     broker.start()
     watch = KafkaWatch(client_options(kafka), kafka.broker_outage_log_seconds)
