@@ -38,9 +38,16 @@ class Harness:
         return [e["type"].removeprefix("uk.nhs.podlink.") for e in self.published]
 
 
+# Long enough that a local receiver answers in time on a loaded machine: at 0.5 s a stall of the
+# test's loop on CI timed every request out, and each was sent again (at least once, as designed),
+# so a test counting what was received saw everything twice. The test of a hanging receiver sets
+# its own short timeout.
+DEFAULT_RETRY = Retry(attempts=3, first_wait=0.01, timeout=10.0)
+
+
 @asynccontextmanager
 async def harness(folder: Path, now: datetime, store: MemoryStore | None = None,
-                  retry: Retry = Retry(attempts=3, first_wait=0.01, timeout=0.5), rota_text: str | None = None
+                  retry: Retry = DEFAULT_RETRY, rota_text: str | None = None
                   ) -> AsyncIterator[Harness]:
     async with recorder() as hooks, aiohttp.ClientSession() as session:
         rota = load_rota(write_rota(folder, hooks.url, **({"text": rota_text} if rota_text else {})), SECRETS)
