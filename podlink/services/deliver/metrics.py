@@ -19,8 +19,8 @@ class DeliverMetrics:
                                  buckets=LATENCY_BUCKETS, registry=self.registry)
         self.waiting = Gauge("podlink_epr_messages_waiting", "messages read and not yet delivered "
                              "or dead-lettered", registry=self.registry)
-        self.retrying = Gauge("podlink_epr_referrals_retrying", "referrals whose head message is "
-                              "waiting to be retried", registry=self.registry)
+        self.retrying = Gauge("podlink_epr_referrals_retrying", "referrals whose head message failed "
+                              "and is being retried", registry=self.registry)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

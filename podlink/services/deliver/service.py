@@ -92,7 +92,6 @@ class Deliverer:
                     self._take(tp, record)
             waiting = self._offsets.waiting()
             self.metrics.waiting.set(waiting)
-            self.metrics.retrying.set(len(self._retrying))
             # Bounded memory: stop fetching while too much is held, start again at half.
             if not paused and waiting >= self._settings.deliver_max_waiting:
                 consumer.pause(*consumer.assignment())
@@ -119,6 +118,15 @@ class Deliverer:
             await self._publish([dead_letter(message, _NOT_SENT, 0, "record is not a FHIR Bundle with an id and a key", None)])
             self._finish(tp, message, "dead-letter")
             return
+        try:
+            await self._attempt_until_decided(tp, message)
+        finally:
+            # Retrying from its first failed attempt until delivered or dead-lettered, its
+            # attempts included: not only while it sleeps, or a scrape would often miss it.
+            self._retrying.discard(message.referral_id)
+            self.metrics.retrying.set(len(self._retrying))
+
+    async def _attempt_until_decided(self, tp: TopicPartition, message: Message) -> None:
         assert self._client is not None
         attempts = 0
         while True:
@@ -145,10 +153,8 @@ class Deliverer:
             log.info("delivery retried", referral_id=message.referral_id, bundle_id=message.bundle_id,
                      attempts=attempts, reason=decision.reason, delay_seconds=round(decision.delay, 3))
             self._retrying.add(message.referral_id)
-            try:
-                await asyncio.sleep(decision.delay)
-            finally:
-                self._retrying.discard(message.referral_id)
+            self.metrics.retrying.set(len(self._retrying))
+            await asyncio.sleep(decision.delay)
 
     def _finish(self, tp: TopicPartition, message: Message, result: str) -> None:
         self.metrics.deliveries.labels(result).inc()
