@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Sequence, TextIO
 
+from podlink.services.settings_errors import load_or_report
 from podlink.services.topic_reader import NoSuchTopic, read_topic
 from podlink.streams.worker.settings import DEAD_LETTER_TOPIC, FHIR_TOPIC, Settings
 
@@ -209,8 +210,8 @@ def run_redrive(settings: Settings, since: datetime | None, referral: str | None
     """Re-send deliver's dead letters to the EPR with their original X-Request-Id (the Bundle
     id), so the EPR can de-duplicate. A referral whose message fails again has its later
     messages left for the next redrive, keeping the referral's order."""
-    from podlink.services.deliver.command import load_settings
-    deliver = load_settings()
+    from podlink.services.deliver.settings import DeliverSettings
+    deliver = load_or_report(DeliverSettings, "deliver")
     if deliver is None:
         return 2
     try:

@@ -24,12 +24,8 @@ from podlink.streams.worker.settings import Settings
 log = structlog.get_logger("podlink.deliver")
 
 
-def load_settings() -> DeliverSettings | None:
-    return load_or_report(DeliverSettings, "deliver")
-
-
 def run_deliver(kafka: Settings) -> int:
-    settings = load_settings()
+    settings = load_or_report(DeliverSettings, "deliver")
     if settings is None:
         return 2
     try:
