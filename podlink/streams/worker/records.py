@@ -1,13 +1,15 @@
 """What the worker does with the input records a batch brought: read them, process them, store
 and send what they led to.
 
-A batch is grouped by referral: each referral's episode is loaded once, moved on by its records
-in the order they were read, and stored once; every output is handed to the producer in one go.
+A batch is grouped by referral (by record key, which the contract holds to the referral id):
+each referral's episode is loaded once, moved on by its records in the order they were read
+(group_work.py, which a helper process may run instead), and stored once; every output is
+handed to the producer in one go.
 What is stored and sent is what handling the records one at a time would have stored and sent
 (tests/unit/worker/test_batches.py holds it to that): a batch of one is the per-record path.
 
 Every record ends somewhere and is counted once: applied, pending, duplicate, replayed, out of
-scope, or on the dead-letter topic with a reason. No exception leaves `handle_batch`: it
+scope, or on the dead-letter topic with a reason. No exception leaves `handle_batch` or `carry_out`: it
 would end the Faust agent's loop, and `take_events` acknowledges its batch however that loop
 ends, so the records would be committed unhandled (app.py stops the process without committing
 when the broker refuses an output, for that reason).
@@ -16,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable, MutableMapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,17 +27,14 @@ from typing import Any, Protocol
 import structlog
 from faust.types import TP
 
-from podlink.streams.core.contract import Accepted, Rejection, read_record
-from podlink.streams.core.deadlines import FIRST_MEETING
-from podlink.streams.core.encoding import json_bytes
 from podlink.fhir_mappings import DEFAULT_BASE_URL
-from podlink.streams.core.episode import Episode, Policy, Position
-from podlink.streams.pipeline.processor import Known, Result, process
+from podlink.streams.core.episode import Policy, Position
 from podlink.streams.worker.catchup import CatchUp
-from podlink.streams.worker.cloudevents_binding import Headers, structured
-from podlink.streams.worker.codecs import DEAD_LETTER_MARK, DEADLINE_ENTRY, EPISODE, DeadlineEntry
-from podlink.streams.worker.metrics import UNREADABLE, Metrics
-from podlink.streams.worker.settings import DEAD_LETTER_TOPIC, FHIR_TOPIC, OUTCOMES_TOPIC
+from podlink.streams.worker.cloudevents_binding import Headers
+from podlink.streams.worker.codecs import DEAD_LETTER_MARK, DeadlineEntry
+from podlink.streams.worker.group_work import GroupOutcome, GroupWork, Handled, Job, Refused
+from podlink.streams.worker.metrics import Metrics
+from podlink.streams.worker.settings import DEAD_LETTER_TOPIC
 
 log = structlog.get_logger("podlink")
 
@@ -87,37 +86,8 @@ class _Marks:
         return max([*self.added, *([] if self.found is None else [self.found])])
 
 
-class _Recent:
-    """The episodes this worker stored last, decoded, with their evaluations: a referral's
-    events often come in consecutive batches, and decoding and evaluating an episode again
-    costs more than the event itself. An entry is used only while the table still holds the
-    very bytes it was stored as, so nothing written elsewhere (another worker, a rebalance)
-    is ever taken for it."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[bytes, tuple[bytes, Episode, Known | None]] = OrderedDict()
-
-    def get(self, key: bytes, stored: bytes) -> tuple[Episode, Known | None] | None:
-        found = self._entries.get(key)
-        if found is None or found[0] != stored:
-            return None
-        self._entries.move_to_end(key)
-        return found[1], found[2]
-
-    def put(self, key: bytes, stored: bytes, episode: Episode, known: Known | None) -> None:
-        self._entries[key] = (stored, episode, known)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
-
-
-@dataclass
-class _Group:
-    """One referral's records in a batch: their indexes in the batch, in the order read."""
-
-    key: bytes
-    records: list[tuple[int, Accepted]] = field(default_factory=list)
+# Each input partition's dead-letter mark, as a batch found it and with what it added.
+Marks = dict[bytes, _Marks]
 
 
 @dataclass
@@ -142,16 +112,14 @@ class RecordHandler:
     # default debug, with a summary at info every SUMMARY_SECONDS instead.
     record_level: int = logging.DEBUG
     clock: Callable[[], float] = time.monotonic
-    # How many decoded episodes are kept. Each is about 125 objects the garbage collector
-    # tracks: 1,024 made a full collection take about 105 ms, 128 about 3 ms, for the same CPU
-    # time an event (docs/performance.md, third round).
-    recent_episodes: int = 128
-    _recent: _Recent = field(init=False, repr=False)
+    recent_episodes: int = 128  # decoded episodes kept (group_work.GroupWork)
+    work: GroupWork = field(init=False, repr=False)
     _tally: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _tally_since: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._recent = _Recent(self.recent_episodes)
+        self.work = GroupWork(self.policy, self.rules_fingerprint, self.fhir_base_url, self.validate_fhir,
+                              self.recent_episodes)
 
     def handle(self, message: Message) -> None:
         """One record: a batch of one."""
@@ -160,83 +128,70 @@ class RecordHandler:
     def handle_batch(self, messages: Sequence[Message], writing_as: WritingAs = _anywhere) -> None:
         """The records of one batch, in the order the consumer returned them; `writing_as(i)`
         makes table writes go where the i-th record's would."""
+        jobs = self.jobs(messages, range(len(messages)))
+        self.carry_out(messages, jobs, [self.work.work_out(job) for job in jobs], writing_as)
+        self.finish(messages)
+
+    def jobs(self, messages: Sequence[Message], indexes: Iterable[int]) -> list[Job]:
+        """The records at `indexes` grouped by key (the referral, for every record the contract
+        accepts), each group in the order read, with its referral's episode as stored."""
+        groups: dict[bytes | None, list[tuple[int, Message]]] = {}
+        for i in indexes:
+            groups.setdefault(messages[i].key, []).append((i, messages[i]))
+        return [Job(key, None if key is None else self.episodes.get(key), records)
+                for key, records in groups.items()]
+
+    def carry_out(self, messages: Sequence[Message], jobs: Sequence[Job], outcomes: Sequence[GroupOutcome],
+                  writing_as: WritingAs = _anywhere, marks: Marks | None = None) -> None:
+        """Sends, stores and counts what the jobs were worked out to, in their order. `marks`:
+        the same for every call of one batch whose parts are carried out out of offset order
+        (some worked out by a helper), so that each partition's mark is the one the batch found."""
         logs_records = log.is_enabled_for(self.record_level)
-        marks: dict[bytes, _Marks] = {}  # each partition's mark as the batch found it
-        groups: dict[bytes, _Group] = {}
-        for i, message in enumerate(messages):
+        marks = {} if marks is None else marks
+        for job, outcome in zip(jobs, outcomes, strict=True):
             try:
-                read = read_record(message.key, message.value)
-            except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on deeply nested JSON
-                read = Rejection(f"podlink could not read the record ({type(exc).__name__})")
-            if isinstance(read, Rejection):
-                try:
-                    self._reject(messages, i, read.reason, UNREADABLE, marks, writing_as, logs_records)
-                except Exception as exc:  # noqa: BLE001 - the last resort: say so, and go on
-                    _not_handled(exc, [message])
-                continue
-            key = read.event.referral_id.encode()
-            groups.setdefault(key, _Group(key)).records.append((i, read))
-        for group in groups.values():
-            try:
-                self._handle_group(messages, group, marks, writing_as, logs_records)
+                self._carry_out(messages, outcome, marks, writing_as, logs_records)
             except Exception as exc:  # noqa: BLE001 - the last resort: say so, and go on
-                _not_handled(exc, [messages[i] for i, _ in group.records])
+                _not_handled(type(exc).__name__, [message for _, message in job.records])
+                continue
+            if outcome.failure is not None:
+                _not_handled(outcome.failure, [message for _, message in job.records])
+
+    def finish(self, messages: Sequence[Message]) -> None:
+        """The records are handled: where each partition stands now, and the summary line."""
         now = time.monotonic()
         wall = time.time()
         for message in messages:
             self.catch_up.processed(TP(message.topic, message.partition), message.offset, now)
             self.metrics.processing_latency.observe(max(wall - message.timestamp, 0.0))
-        if not logs_records:
+        if not log.is_enabled_for(self.record_level):
             self._summarise()
 
-    def _handle_group(self, messages: Sequence[Message], group: _Group, marks: dict[bytes, _Marks],
-                      writing_as: WritingAs, logs_records: bool) -> None:
-        key = group.key
-        episode: Episode | None = None
-        loaded = False
-        changed: int | None = None  # the last record that changed the episode
-        replayed: int | None = None  # the last record read again after the episode had it
-        entry: tuple[int, DeadlineEntry] | None = None  # the last deadline entry written
-        known: Known | None = None  # the last evaluation, reused by the next record
-        for i, read in group.records:
-            message = messages[i]
-            event = read.event
-            context = {"referral": event.referral_id, "type": event.type}
-            try:
-                if not loaded:
-                    episode, known = self._load(key)
-                    loaded = True
-                result = process(episode, read, self.policy,
-                                 Position(message.topic, message.partition, message.offset),
-                                 fhir_base_url=self.fhir_base_url, validate_fhir=self.validate_fhir,
-                                 known=known)
-                outputs = [(FHIR_TOPIC, key, json_bytes(bundle), []) for bundle in result.fhir_messages]
-                outputs += [(OUTCOMES_TOPIC, key, *structured(outcome)) for outcome in result.outcomes]
-            except Exception as exc:  # noqa: BLE001 - one event must never stop the partition
-                self._reject(messages, i, f"podlink could not process the event ({type(exc).__name__})",
-                             event.type, marks, writing_as, logs_records, **context)
+    def _carry_out(self, messages: Sequence[Message], outcome: GroupOutcome, marks: Marks,
+                   writing_as: WritingAs, logs_records: bool) -> None:
+        for record in outcome.records:
+            if isinstance(record, Refused):
+                context = {} if record.referral is None else {"referral": record.referral, "type": record.event_type}
+                self._reject(messages, record.index, record.reason, record.event_type, marks, writing_as,
+                             logs_records, **context)
                 continue
-            if result.stores_episode:
-                episode, changed = result.episode, i
-                known = result.evaluated or known
-            elif result.verdict == "replayed":
-                replayed = i
-            if result.watch_changed and result.watch is not None:
-                entry = (i, DeadlineEntry(message.partition, result.watch, self.rules_fingerprint))
-            for output in outputs:
+            for output in record.outputs:
                 self.send(*output)
-            self._count(message, event.type, result, context, logs_records)
-        if changed is not None and episode is not None:
-            encoded = EPISODE.encode(episode)
-            with writing_as(changed):
-                self.episodes[key] = encoded
-            self._recent.put(key, encoded, episode, known)
-        if entry is not None:
-            with writing_as(entry[0]):
-                self.deadlines[key] = DEADLINE_ENTRY.encode(entry[1])
-            self.on_deadlines(key, entry[1])
-        if replayed is not None:
-            self._write_again(key, replayed, writing_as, episode=changed is None, entry=entry is None)
+            self._count(messages[record.index], record, logs_records)
+        key = outcome.key
+        if key is None:
+            return
+        if outcome.stored is not None:
+            with writing_as(outcome.stored[0]):
+                self.episodes[key] = outcome.stored[1]
+        if outcome.entry is not None:
+            i, entry, encoded = outcome.entry
+            with writing_as(i):
+                self.deadlines[key] = encoded
+            self.on_deadlines(key, entry)
+        if outcome.replayed is not None:
+            self._write_again(key, outcome.replayed, writing_as, episode=outcome.stored is None,
+                              entry=outcome.entry is None)
 
     def _write_again(self, key: bytes, i: int, writing_as: WritingAs, *, episode: bool, entry: bool) -> None:
         """Writes the referral's stored episode and deadline entry again, unchanged.
@@ -251,30 +206,22 @@ class RecordHandler:
                 if stored:
                     table[key] = stored
 
-    def _load(self, key: bytes) -> tuple[Episode | None, Known | None]:
-        stored = self.episodes.get(key)
-        if not stored:
-            return None, None
-        return self._recent.get(key, stored) or (EPISODE.decode(stored), None)
-
-    def _count(self, message: Message, event_type: str, result: Result, context: dict[str, str],
-               logs_records: bool) -> None:
-        self.metrics.record(message.topic, event_type, result.verdict)
-        self._tally[result.verdict] += 1
-        for failure in result.rule_failures:
+    def _count(self, message: Message, handled: Handled, logs_records: bool) -> None:
+        context = {"referral": handled.referral, "type": handled.event_type}
+        self.metrics.record(message.topic, handled.event_type, handled.verdict)
+        self._tally[handled.verdict] += 1
+        for failure in handled.rule_failures:
             self.metrics.rule_failed(failure.rule)
             log.error("rule failed; the event was applied without it", rule=failure.rule,
                       error=failure.error, **context)
         if logs_records:
-            opened = {d.policy: d.due_at.isoformat() for d in result.opened}
-            log.log(self.record_level, "record", outcome=result.verdict, **context,
-                    fhir_messages=len(result.fhir_messages),
-                    outcome_events=[o["type"] for o in result.outcomes],
-                    deadline=opened.pop(FIRST_MEETING, None), other_deadlines=opened or None,
+            log.log(self.record_level, "record", outcome=handled.verdict, **context,
+                    fhir_messages=handled.fhir_messages, outcome_events=list(handled.outcome_types),
+                    deadline=handled.first_deadline, other_deadlines=dict(handled.other_deadlines) or None,
                     **_where(message))
 
     def _reject(self, messages: Sequence[Message], i: int, reason: str, event_type: str,
-                marks: dict[bytes, _Marks], writing_as: WritingAs, logs_records: bool,
+                marks: Marks, writing_as: WritingAs, logs_records: bool,
                 **context: str) -> None:
         message = messages[i]
         mark_key = Position(message.topic, message.partition, message.offset).partition_key.encode()
@@ -324,9 +271,9 @@ class RecordHandler:
         self._tally_since = now
 
 
-def _not_handled(exc: Exception, messages: list[Message]) -> None:
+def _not_handled(error: str, messages: list[Message]) -> None:
     for message in messages:
-        log.error("record not handled", error=type(exc).__name__, **_where(message))
+        log.error("record not handled", error=error, **_where(message))
 
 
 def _where(message: Message) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from faust.types import TP
 from podlink.services.samples import pathway
 from podlink.streams.core.encoding import json_bytes
 from podlink.streams.core.episode import Policy
-from podlink.streams.worker import records
+from podlink.streams.worker import group_work, records
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.records import RecordHandler
@@ -103,7 +103,7 @@ def test_a_reader_that_raises_dead_letters_the_record_and_the_next_one_flows(h, 
         raise RecursionError("maximum recursion depth exceeded")
     handler = h.handler()
     with monkeypatch.context() as patched:
-        patched.setattr(records, "read_record", read_record)
+        patched.setattr(group_work, "read_record", read_record)
         handler.handle(Message(b"x", b"[[[]]]", offset=0))
     handler.handle(referral(offset=1))
     (_, value, headers), = h.to(DEAD_LETTER_TOPIC)
@@ -225,9 +225,7 @@ def test_a_rule_that_raises_is_logged_and_counted_and_the_event_still_applied(h)
 
 
 def test_fhir_messages_name_podlinks_own_terms_under_the_configured_base_url(h):
-    handler = h.handler()
-    handler.fhir_base_url = "https://fhir.trust.example/podlink"
-    handler.handle(referral(offset=0))
+    h.handler(fhir_base_url="https://fhir.trust.example/podlink").handle(referral(offset=0))
     [(_, value, _)] = h.to(FHIR_TOPIC)
     bundle = json.loads(value)
     request = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "ServiceRequest")
