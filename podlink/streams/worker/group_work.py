@@ -1,10 +1,9 @@
 """What one referral's records in a batch lead to, worked out without touching the tables, the
 producer, the metrics or the log: the records read, the episode moved on, every output
-encoded, what to store.
+encoded, what to store. records.py carries it out.
 
-Kept apart from carrying it out (records.py) so that it can be worked out in a helper process
-(helpers.py) as well as in the worker's own: the same records and stored episode give the same
-outcome wherever it is worked out, and the worker carries it out the same way.
+The decisions are a function of the records and the episode as stored (and the episodes kept
+decoded, which only save work), so they can be tested, and run, apart from the I/O.
 """
 from __future__ import annotations
 
@@ -34,20 +33,6 @@ class Readable(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-class Record(NamedTuple):
-    """A record as a helper process is given it: what working it out reads, and no more."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-    @classmethod
-    def of(cls, message: Readable) -> Record:
-        return cls(message.topic, message.partition, message.offset, message.key, message.value)
 
 
 @dataclass(frozen=True)
@@ -101,8 +86,8 @@ class _Recent:
     """The episodes worked out last, decoded, with their evaluations: a referral's events
     often come in consecutive batches, and decoding and evaluating an episode again costs
     more than the event itself. An entry is used only while the table still holds the very
-    bytes it was stored as, so nothing written elsewhere (another worker, a rebalance, a
-    worker that gave up on a helper) is ever taken for it."""
+    bytes it was stored as, so nothing written elsewhere (another worker, a rebalance) is ever
+    taken for it."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -141,7 +126,7 @@ class GroupWork:
         """Never raises: an error that stops the group is its outcome's `failure`."""
         try:
             return self._work_out(job)
-        except Exception as exc:  # noqa: BLE001 - the last resort: the worker says so, and goes on
+        except Exception as exc:  # noqa: BLE001 - the last resort: records.py says so, and goes on
             return GroupOutcome(job.key, failure=type(exc).__name__)
 
     def _work_out(self, job: Job) -> GroupOutcome:

@@ -3,7 +3,7 @@ and send what they led to.
 
 A batch is grouped by referral (by record key, which the contract holds to the referral id):
 each referral's episode is loaded once, moved on by its records in the order they were read
-(group_work.py, which a helper process may run instead), and stored once; every output is
+(group_work.py), and stored once; every output is
 handed to the producer in one go.
 What is stored and sent is what handling the records one at a time would have stored and sent
 (tests/unit/worker/test_batches.py holds it to that): a batch of one is the per-record path.
@@ -142,12 +142,10 @@ class RecordHandler:
                 for key, records in groups.items()]
 
     def carry_out(self, messages: Sequence[Message], jobs: Sequence[Job], outcomes: Sequence[GroupOutcome],
-                  writing_as: WritingAs = _anywhere, marks: Marks | None = None) -> None:
-        """Sends, stores and counts what the jobs were worked out to, in their order. `marks`:
-        the same for every call of one batch whose parts are carried out out of offset order
-        (some worked out by a helper), so that each partition's mark is the one the batch found."""
+                  writing_as: WritingAs = _anywhere) -> None:
+        """Sends, stores and counts what the jobs were worked out to, in their order."""
         logs_records = log.is_enabled_for(self.record_level)
-        marks = {} if marks is None else marks
+        marks: Marks = {}  # each partition's mark as the batch found it
         for job, outcome in zip(jobs, outcomes, strict=True):
             try:
                 self._carry_out(messages, outcome, marks, writing_as, logs_records)

@@ -24,10 +24,10 @@ from podlink.streams.worker.settings import CARE_TOPIC, SPA_TOPIC
 from tests.unit.worker.test_records import Message
 
 # Computed from main's code (32575c2), before the changes it guards; see the module docstring.
-# Recorded again when a helper process could work out a referral's records (issue 12, eighth
-# round): a record that cannot be read is now dead-lettered in the group of its key, not before
-# every group, which moves the dead letters among other keys' outputs (across keys Kafka keeps
-# no order). Every key's own outputs, in order, and every stored value were checked equal to
+# Recorded again when working a referral's records out was parted from carrying it out
+# (issue 12, eighth round): a record that cannot be read is now dead-lettered in the group of
+# its key, not before every group, which moves the dead letters among other keys' outputs
+# (across keys Kafka keeps no order). Every key's own outputs, in order, and every stored value were checked equal to
 # what 299eb1b produced before the digest was recorded again; 32575c2's was
 # "1007 outputs, sha256 d34556e5109dca7c499cf099ece7da33ac83759aaa0e1a4881e80ade902d9e59".
 MAIN_DIGEST = "1007 outputs, sha256 5c049e08a4349be091a580af86d961a20232b6960dc80244492f803148bd2b58"
