@@ -3,13 +3,12 @@ and send what they led to.
 
 A batch is grouped by referral (by record key, which the contract holds to the referral id):
 each referral's episode is loaded once, moved on by its records in the order they were read
-(group_work.py), and stored once; every output is
-handed to the producer in one go.
+(group_work.py), and stored once; every output is handed to the producer in one go.
 What is stored and sent is what handling the records one at a time would have stored and sent
 (tests/unit/worker/test_batches.py holds it to that): a batch of one is the per-record path.
 
 Every record ends somewhere and is counted once: applied, pending, duplicate, replayed, out of
-scope, or on the dead-letter topic with a reason. No exception leaves `handle_batch` or `carry_out`: it
+scope, or on the dead-letter topic with a reason. No exception leaves `handle_batch`: it
 would end the Faust agent's loop, and `take_events` acknowledges its batch however that loop
 ends, so the records would be committed unhandled (app.py stops the process without committing
 when the broker refuses an output, for that reason).
@@ -19,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -32,7 +31,7 @@ from podlink.streams.core.episode import Policy, Position
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.cloudevents_binding import Headers
 from podlink.streams.worker.codecs import DEAD_LETTER_MARK, DeadlineEntry
-from podlink.streams.worker.group_work import GroupOutcome, GroupWork, Handled, Job, Refused
+from podlink.streams.worker.group_work import GroupOutcome, GroupWork, Handled, Job, Readable, Refused
 from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.settings import DEAD_LETTER_TOPIC
 
@@ -45,13 +44,8 @@ RECORD_OVERHEAD_BYTES = 4096
 SUMMARY_SECONDS = 1.0
 
 
-class Message(Protocol):
-    topic: str
-    partition: int
-    offset: int
+class Message(Readable, Protocol):
     timestamp: float
-    key: bytes | None
-    value: bytes | None
 
 
 # Table writes go to the store and changelog partition of the record being handled: the Faust
@@ -86,10 +80,6 @@ class _Marks:
         return max([*self.added, *([] if self.found is None else [self.found])])
 
 
-# Each input partition's dead-letter mark, as a batch found it and with what it added.
-Marks = dict[bytes, _Marks]
-
-
 @dataclass
 class RecordHandler:
     policy: Policy
@@ -113,12 +103,12 @@ class RecordHandler:
     record_level: int = logging.DEBUG
     clock: Callable[[], float] = time.monotonic
     recent_episodes: int = 128  # decoded episodes kept (group_work.GroupWork)
-    work: GroupWork = field(init=False, repr=False)
+    _work: GroupWork = field(init=False, repr=False)
     _tally: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _tally_since: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.work = GroupWork(self.policy, self.rules_fingerprint, self.fhir_base_url, self.validate_fhir,
+        self._work = GroupWork(self.policy, self.rules_fingerprint, self.fhir_base_url, self.validate_fhir,
                               self.recent_episodes)
 
     def handle(self, message: Message) -> None:
@@ -128,44 +118,29 @@ class RecordHandler:
     def handle_batch(self, messages: Sequence[Message], writing_as: WritingAs = _anywhere) -> None:
         """The records of one batch, in the order the consumer returned them; `writing_as(i)`
         makes table writes go where the i-th record's would."""
-        jobs = self.jobs(messages, range(len(messages)))
-        self.carry_out(messages, jobs, [self.work.work_out(job) for job in jobs], writing_as)
-        self.finish(messages)
-
-    def jobs(self, messages: Sequence[Message], indexes: Iterable[int]) -> list[Job]:
-        """The records at `indexes` grouped by key (the referral, for every record the contract
-        accepts), each group in the order read, with its referral's episode as stored."""
-        groups: dict[bytes | None, list[tuple[int, Message]]] = {}
-        for i in indexes:
-            groups.setdefault(messages[i].key, []).append((i, messages[i]))
-        return [Job(key, None if key is None else self.episodes.get(key), records)
-                for key, records in groups.items()]
-
-    def carry_out(self, messages: Sequence[Message], jobs: Sequence[Job], outcomes: Sequence[GroupOutcome],
-                  writing_as: WritingAs = _anywhere) -> None:
-        """Sends, stores and counts what the jobs were worked out to, in their order."""
         logs_records = log.is_enabled_for(self.record_level)
-        marks: Marks = {}  # each partition's mark as the batch found it
-        for job, outcome in zip(jobs, outcomes, strict=True):
+        marks: dict[bytes, _Marks] = {}  # each partition's mark as the batch found it
+        groups: dict[bytes | None, list[tuple[int, Message]]] = {}
+        for i, message in enumerate(messages):
+            groups.setdefault(message.key, []).append((i, message))
+        for key, records in groups.items():
+            outcome = self._work.work_out(Job(key, None if key is None else self.episodes.get(key), records))
+            if outcome.failure is not None:
+                _not_handled(outcome.failure, [message for _, message in records])
+                continue
             try:
                 self._carry_out(messages, outcome, marks, writing_as, logs_records)
             except Exception as exc:  # noqa: BLE001 - the last resort: say so, and go on
-                _not_handled(type(exc).__name__, [message for _, message in job.records])
-                continue
-            if outcome.failure is not None:
-                _not_handled(outcome.failure, [message for _, message in job.records])
-
-    def finish(self, messages: Sequence[Message]) -> None:
-        """The records are handled: where each partition stands now, and the summary line."""
+                _not_handled(type(exc).__name__, [message for _, message in records])
         now = time.monotonic()
         wall = time.time()
         for message in messages:
             self.catch_up.processed(TP(message.topic, message.partition), message.offset, now)
             self.metrics.processing_latency.observe(max(wall - message.timestamp, 0.0))
-        if not log.is_enabled_for(self.record_level):
+        if not logs_records:
             self._summarise()
 
-    def _carry_out(self, messages: Sequence[Message], outcome: GroupOutcome, marks: Marks,
+    def _carry_out(self, messages: Sequence[Message], outcome: GroupOutcome, marks: dict[bytes, _Marks],
                    writing_as: WritingAs, logs_records: bool) -> None:
         for record in outcome.records:
             if isinstance(record, Refused):
@@ -219,7 +194,7 @@ class RecordHandler:
                     **_where(message))
 
     def _reject(self, messages: Sequence[Message], i: int, reason: str, event_type: str,
-                marks: Marks, writing_as: WritingAs, logs_records: bool,
+                marks: dict[bytes, _Marks], writing_as: WritingAs, logs_records: bool,
                 **context: str) -> None:
         message = messages[i]
         mark_key = Position(message.topic, message.partition, message.offset).partition_key.encode()
