@@ -8,6 +8,7 @@ event's source and id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -278,7 +279,7 @@ async def start_group_at_end(bootstrap: str, group: str) -> None:
 
 # The settings a bench passes on to its worker from its own environment (a worker started by
 # a bench gets no other PODLINK_ variable), so that their cost can be measured.
-TUNING = ("fhir_validation", "batch_max_records", "batch_wait_seconds")
+TUNING = ("fhir_validation", "batch_max_records", "batch_wait_seconds", "work_helper")
 
 
 def tuning(settings: Settings) -> dict[str, str]:
@@ -373,7 +374,26 @@ async def _run_phase(producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
 
 
 def process_cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds the process has used (Linux /proc)."""
+    """User and system CPU seconds the process and its children (the worker's helper) have
+    used (Linux /proc); a child that has ended is left out."""
+    user, system = _own_cpu_seconds(pid)
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            child_user, child_system = _own_cpu_seconds(child)
+            user, system = user + child_user, system + child_system
+    return user, system
+
+
+def children(pid: int) -> list[int]:
+    """The process's children (Linux /proc): a worker's helper."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
+def _own_cpu_seconds(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as stat:
         # The command name (field 2) may hold spaces; the fields after its ")" do not.
         fields = stat.read().rsplit(")", 1)[1].split()

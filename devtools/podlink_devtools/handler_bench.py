@@ -24,7 +24,7 @@ from podlink.streams.worker.metrics import Metrics
 from podlink.streams.worker.policy_loading import load_policy
 from podlink.streams.worker.records import RecordHandler
 from podlink.streams.worker.settings import Settings
-from podlink.streams.worker.app import SLICE_RECORDS
+from podlink.streams.worker.batch_sharing import SLICE_RECORDS
 from podlink_devtools.bench import _synthetic
 
 PARTITIONS = 8

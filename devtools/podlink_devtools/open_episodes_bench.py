@@ -20,6 +20,7 @@ same reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import time
@@ -37,7 +38,7 @@ from podlink.services.samples import send_records
 from podlink.services.topics import ensure_topics
 from podlink.streams.worker.settings import Settings
 from podlink_devtools import bench, recovery_bench
-from podlink_devtools.bench import BenchError
+from podlink_devtools.bench import BenchError, children
 from podlink_devtools.brokers import BenchBroker
 from podlink_devtools.console import progress
 from podlink_devtools.loop_lag import POLL_INTERVAL, HealthzProbe, LoopLag
@@ -153,11 +154,14 @@ def _measure(settings: Settings, episodes: int, broker: BenchBroker, work_dir: P
 # -- the worker as its process and its /metrics show it ----------------------------------------
 
 def _memory(pid: int) -> Memory:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) * 1024  # the kernel reports kB
+    """The worker's and its helper's: the peak is the sum of each one's own."""
+    fields = {"VmRSS": 0, "VmHWM": 0}
+    for process in (pid, *children(pid)):
+        with contextlib.suppress(OSError):  # a helper that has just ended
+            for line in Path(f"/proc/{process}/status").read_text().splitlines():
+                name, _, value = line.partition(":")
+                if name in fields:
+                    fields[name] += int(value.split()[0]) * 1024  # the kernel reports kB
     return Memory(fields["VmRSS"], fields["VmHWM"])
 
 
@@ -313,10 +317,10 @@ def _report(episodes: int, events: int, partitions: int, broker: str, load_secon
         f"{counts.records} records processed, and its last deadline scan {counts.open_episodes} open "
         f"episodes",
         # Below one core while it always had records waiting: the machine's other work took the rest.
-        f"  worker CPU time during the load: {load_cpu:.1f} s in {load_seconds:.1f} s "
+        f"  worker CPU time during the load, its helper's included: {load_cpu:.1f} s in {load_seconds:.1f} s "
         f"({load_cpu / load_seconds:.0%} of one core)",
         # Before the load: the worker's modules (the FHIR models too) and Faust, no episode.
-        f"  worker resident memory (VmRSS): {_mib(idle.rss)} MiB before the load, {_mib(loaded.rss)} "
+        f"  worker resident memory (VmRSS, its helper's included): {_mib(idle.rss)} MiB before the load, {_mib(loaded.rss)} "
         f"MiB after it (peak {_mib(loaded.peak)} MiB)",
         *(f"  changelog {c.topic}: {c.records} records, "
           f"{'n/a' if c.size is None else _mib(c.size)} MiB" for c in changelogs),

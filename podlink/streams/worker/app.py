@@ -24,6 +24,7 @@ from faust.types import TP
 from faust.types.events import EventT
 
 from podlink.streams.worker.alert_ledger import AlertLedger, Sent
+from podlink.streams.worker.batch_sharing import BatchSharing
 from podlink.streams.worker.broker_watch import install_broker_watch
 from podlink.streams.worker.catchup import CatchUp
 from podlink.streams.worker.changelogged import Changelogged
@@ -62,10 +63,9 @@ log = structlog.get_logger("podlink")
 EXIT_STOPPED_UNCOMMITTED = 69
 PRODUCER_BATCH_BYTES = 256 * 1024
 PRODUCER_LINGER_MS = 5
-# Records handled together (grouped by referral within a slice), and how long slices may hold
-# the event loop before it is yielded to: a record costs about half a millisecond, more on a
-# busy machine, where slices of 50 held it up to 200 ms (the worker's loop-lag warnings).
-SLICE_RECORDS = 20
+# How long slices of a batch (batch_sharing.SLICE_RECORDS) may hold the event loop before it is
+# yielded to: a record costs about half a millisecond, more on a busy machine, where slices of
+# 50 held it up to 200 ms (the worker's loop-lag warnings).
 HOLD_SECONDS = 0.020
 
 
@@ -170,6 +170,9 @@ class Worker:
             fhir_base_url=settings.fhir_base_url, validate_fhir=settings.fhir_validation == "full",
             record_level=logging.getLevelName(settings.record_log_level.upper()),
         )
+        self._held_since = time.monotonic()
+        self.sharing = BatchSharing(self.records, settings.work_helper)
+        self.app.add_dependency(self.sharing)
         self.deadline_scan = DeadlineScan(
             entries=self, index=self.index, consumer=self.consumer, send_alert=self._send_alert,
             send_outcome=lambda key, value, headers: self.outcomes.send_soon(key=key, value=value, headers=headers),
@@ -225,21 +228,9 @@ class Worker:
         async def episode_processor(stream: faust.StreamT) -> None:
             # A batch is acked once handled; Faust flushes the producer before it commits.
             async for events in stream.take_events(s.batch_max_records, within=s.batch_wait_seconds):
-                # Handled a slice at a time, yielding once slices have held the event loop for
-                # HOLD_SECONDS: a whole batch would hold it for hundreds of milliseconds.
-                held_since = time.monotonic()
-                gaps: list[tuple[TP, range]] = []
-                for start in range(0, len(events), SLICE_RECORDS):
-                    messages, writers, missed = await self._with_missed(events[start:start + SLICE_RECORDS])
-                    self.records.handle_batch(messages, writing_as=lambda i, w=writers: _as_current(w[i]))
-                    await self.outbox.pack()
-                    gaps += missed
-                    if time.monotonic() - held_since >= HOLD_SECONDS:
-                        # What is handled goes out now, not once the whole batch is: a batch
-                        # of 500 is a second's work on a busy machine.
-                        await self.outbox.send_ready()
-                        await asyncio.sleep(0)
-                        held_since = time.monotonic()
+                self._held_since = time.monotonic()
+                messages, writers, gaps = await self._with_missed(events)
+                await self.sharing.handle(messages, lambda i: _as_current(writers[i]), self._pause)
                 await self.outbox.send()
                 for tp, offsets in gaps:  # handled and sent: Faust may commit past them now
                     await app.consumer._add_gap(tp, offsets.start, offsets.stop - 1)  # type: ignore[attr-defined]
@@ -323,6 +314,16 @@ class Worker:
                                    self.loaded.fingerprint)
         self._recomputed[key] = recomputed
         return recomputed
+
+    async def _pause(self) -> None:
+        """Between slices of a batch: what is handled is packed, and once slices have held the
+        event loop for HOLD_SECONDS it goes out and the loop is yielded to (a whole batch would
+        hold it for hundreds of milliseconds; a batch of 500 is a second's work on a busy machine)."""
+        await self.outbox.pack()
+        if time.monotonic() - self._held_since >= HOLD_SECONDS:
+            await self.outbox.send_ready()
+            await asyncio.sleep(0)
+            self._held_since = time.monotonic()
 
     async def _with_missed(self, events: list[EventT]) -> tuple[list[Any], list[EventT], list[tuple[TP, range]]]:
         """The records of `events`, each preceded by any of its partition's records that the

@@ -66,6 +66,7 @@ class GroupOutcome:
     """A referral's records in a batch, worked out, in the order they were read."""
 
     key: bytes | None
+    indexes: tuple[int, ...]  # the places in the batch of the group's records
     records: list[Handled | Refused] = field(default_factory=list)
     stored: tuple[int, bytes] | None = None  # the episode to store, as the record at that index
     entry: tuple[int, DeadlineEntry, bytes] | None = None  # the deadline entry to store, likewise
@@ -127,11 +128,11 @@ class GroupWork:
         try:
             return self._work_out(job)
         except Exception as exc:  # noqa: BLE001 - the last resort: records.py says so, and goes on
-            return GroupOutcome(job.key, failure=type(exc).__name__)
+            return GroupOutcome(job.key, tuple(i for i, _ in job.records), failure=type(exc).__name__)
 
     def _work_out(self, job: Job) -> GroupOutcome:
         key = job.key
-        outcome = GroupOutcome(key)
+        outcome = GroupOutcome(key, tuple(i for i, _ in job.records))
         episode: Episode | None = None
         loaded = False
         changed: int | None = None  # the last record that changed the episode

@@ -3,7 +3,8 @@ and send what they led to.
 
 A batch is grouped by referral (by record key, which the contract holds to the referral id):
 each referral's episode is loaded once, moved on by its records in the order they were read
-(group_work.py), and stored once; every output is handed to the producer in one go.
+(group_work.py, here or in the helper process: batch_sharing.py), and stored once; every
+output is handed to the producer in one go.
 What is stored and sent is what handling the records one at a time would have stored and sent
 (tests/unit/worker/test_batches.py holds it to that): a batch of one is the per-record path.
 
@@ -81,6 +82,22 @@ class _Marks:
 
 
 @dataclass
+class Carrying:
+    """What carrying out one batch's groups keeps between them."""
+
+    logs_records: bool
+    marks: dict[bytes, _Marks] = field(default_factory=dict)  # each partition's mark as the batch found it
+
+
+def groups(messages: Sequence[Readable]) -> dict[bytes | None, list[tuple[int, Readable]]]:
+    """The records of a batch by key, each key's in the order read, with their places in it."""
+    found: dict[bytes | None, list[tuple[int, Readable]]] = {}
+    for i, message in enumerate(messages):
+        found.setdefault(message.key, []).append((i, message))
+    return found
+
+
+@dataclass
 class RecordHandler:
     policy: Policy
     episodes: MutableMapping[bytes, bytes]
@@ -118,26 +135,47 @@ class RecordHandler:
     def handle_batch(self, messages: Sequence[Message], writing_as: WritingAs = _anywhere) -> None:
         """The records of one batch, in the order the consumer returned them; `writing_as(i)`
         makes table writes go where the i-th record's would."""
-        logs_records = log.is_enabled_for(self.record_level)
-        marks: dict[bytes, _Marks] = {}  # each partition's mark as the batch found it
-        groups: dict[bytes | None, list[tuple[int, Message]]] = {}
-        for i, message in enumerate(messages):
-            groups.setdefault(message.key, []).append((i, message))
-        for key, records in groups.items():
-            outcome = self._work.work_out(Job(key, None if key is None else self.episodes.get(key), records))
-            if outcome.failure is not None:
-                _not_handled(outcome.failure, [message for _, message in records])
-                continue
-            try:
-                self._carry_out(messages, outcome, marks, writing_as, logs_records)
-            except Exception as exc:  # noqa: BLE001 - the last resort: say so, and go on
-                _not_handled(type(exc).__name__, [message for _, message in records])
+        batch = self.begin()
+        for key, records in groups(messages).items():
+            self.carry_out(messages, self.work_out(self.job(key, records)), batch, writing_as)
+        self.finish(messages, batch)
+
+    # The steps of handle_batch, for a batch whose groups are worked out elsewhere as well
+    # (shared_work.py): begin, then per group job, work_out (here or not) and carry_out, then finish.
+
+    def begin(self) -> Carrying:
+        return Carrying(log.is_enabled_for(self.record_level))
+
+    def job(self, key: bytes | None, records: Sequence[tuple[int, Readable]]) -> Job:
+        """A referral's records, with its episode as the table holds it now."""
+        return Job(key, None if key is None else self.episodes.get(key), records)
+
+    @property
+    def work(self) -> GroupWork:
+        return self._work
+
+    def work_out(self, job: Job) -> GroupOutcome:
+        return self._work.work_out(job)
+
+    def carry_out(self, messages: Sequence[Message], outcome: GroupOutcome, batch: Carrying,
+                  writing_as: WritingAs = _anywhere) -> None:
+        """Sends, stores and counts what a group of `messages` was worked out to lead to."""
+        records = [messages[i] for i in outcome.indexes]
+        if outcome.failure is not None:
+            _not_handled(outcome.failure, records)
+            return
+        try:
+            self._carry_out(messages, outcome, batch.marks, writing_as, batch.logs_records)
+        except Exception as exc:  # noqa: BLE001 - the last resort: say so, and go on
+            _not_handled(type(exc).__name__, records)
+
+    def finish(self, messages: Sequence[Message], batch: Carrying) -> None:
         now = time.monotonic()
         wall = time.time()
         for message in messages:
             self.catch_up.processed(TP(message.topic, message.partition), message.offset, now)
             self.metrics.processing_latency.observe(max(wall - message.timestamp, 0.0))
-        if not logs_records:
+        if not batch.logs_records:
             self._summarise()
 
     def _carry_out(self, messages: Sequence[Message], outcome: GroupOutcome, marks: dict[bytes, _Marks],

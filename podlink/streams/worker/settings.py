@@ -102,7 +102,12 @@ class Settings(BaseSettings):
     )
     batch_max_records: int = Field(
         default=500, ge=1, description="most input records taken off the consumer as one batch (grouped by "
-        "referral, 20 records at a time; acknowledged once all are handled)"
+        "referral, handled 20 records at a time; acknowledged once all are handled)"
+    )
+    work_helper: bool = Field(
+        default_factory=lambda: (os.cpu_count() or 1) > 1,
+        description="a second process works out a share of each batch's referrals, so a busy worker uses "
+        "two cores (default: on where there is more than one)"
     )
     batch_wait_seconds: float = Field(
         default=0.01, gt=0, description="longest a batch waits to fill before it is handled"

@@ -32,7 +32,7 @@ from tests.unit.worker.test_records import Message
 # "1007 outputs, sha256 d34556e5109dca7c499cf099ece7da33ac83759aaa0e1a4881e80ade902d9e59".
 MAIN_DIGEST = "1007 outputs, sha256 5c049e08a4349be091a580af86d961a20232b6960dc80244492f803148bd2b58"
 PARTITIONS = 8
-SLICE = 20  # the worker's slice (app.SLICE_RECORDS)
+SLICE = 20  # the worker's slice (batch_sharing.SLICE_RECORDS)
 START = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
 # policy_loading.fingerprint varies from one process to the next (it spells frozensets in
 # hash order), so the deadline entries are written under a fixed one here.
