@@ -36,7 +36,8 @@ Pause = Callable[[], Awaitable[None]]
 # Referrals are handed out in 64ths: the share moves by one at a time.
 SHARE_SCALE = 64
 # Handled in slices of this many records, with a pause (app.py: the loop may be yielded) after
-# each; a referral with more records than this in one batch stays with the worker.
+# each; a referral with more records than this in one batch stays with the worker, and so does
+# a batch of one slice (the helper's round trip would cost it more than it saves).
 SLICE_RECORDS = 20
 # After a helper is lost, how long the worker works alone before it starts another.
 RESTART_SECONDS = 30.0
@@ -114,7 +115,7 @@ async def handle_shared(handler: RecordHandler, helper: WorkHelper | None, share
     by_key = groups(messages)
     given: dict[bytes | None, list[tuple[int, Readable]]] = {}
     lost = False
-    if helper is not None and len(by_key) > 1:
+    if helper is not None and len(messages) > SLICE_RECORDS and len(by_key) > 1:
         given = {key: records for key, records in by_key.items()
                  if key is not None and len(records) <= SLICE_RECORDS and share.helper_takes(key)}
         try:
