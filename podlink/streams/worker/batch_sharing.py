@@ -102,15 +102,17 @@ class BatchSharing(Service):
             await self._helper.stop()
             self._helper, self._lost_at = None, self._clock()
         helper = self._helper if self._helper is not None and self._helper.ready else None
-        if await handle_shared(self._handler, helper, self.share, messages, writing_as, pause) \
-                and self._helper is not None:
+        shared, lost = await handle_shared(self._handler, helper, self.share, messages, writing_as, pause)
+        if lost and self._helper is not None:
             await self._helper.stop()
             self._helper, self._lost_at = None, self._clock()
+        self._handler.metrics.work_helper_share.set(shared / SHARE_SCALE)
 
 
 async def handle_shared(handler: RecordHandler, helper: WorkHelper | None, share: Share,
-                        messages: Sequence[Message], writing_as: WritingAs, pause: Pause) -> bool:
-    """Handles a batch with the helper's help if there is one; True if the helper was lost."""
+                        messages: Sequence[Message], writing_as: WritingAs, pause: Pause) -> tuple[int, bool]:
+    """Handles a batch with the helper's help if there is one. Returns the share the helper
+    worked out (in SHARE_SCALE-ths; 0 if none) and whether the helper was lost."""
     batch = handler.begin()
     by_key = groups(messages)
     given: dict[bytes | None, list[tuple[int, Readable]]] = {}
@@ -123,7 +125,8 @@ async def handle_shared(handler: RecordHandler, helper: WorkHelper | None, share
                 helper.submit([handler.job(key, records) for key, records in given.items()])
         except HelperLost:
             given, lost = {}, True
-    helping = helper if given else None  # None once the helper is lost
+    asked, level = bool(given), share.level
+    helping = helper if asked else None  # None once the helper is lost
     helper_busy = helper.busy_seconds if helper is not None else 0.0
     worker_started = time.process_time()
 
@@ -158,4 +161,4 @@ async def handle_shared(handler: RecordHandler, helper: WorkHelper | None, share
     if given:  # the helper was lost: none of these records is carried out yet
         await work_out_here(dict(given))
     handler.finish(messages, batch)
-    return lost
+    return (level if asked and not lost else 0), lost

@@ -95,6 +95,10 @@ class Metrics:
             "podlink_broker_reachable", "1 while the Kafka cluster answers this worker's metadata "
             "requests, 0 from the moment the worker logs 'broker unreachable' until it is back",
             registry=r)
+        self.work_helper_share = Gauge(
+            "podlink_work_helper_share", "The share of a batch's referrals the worker's helper "
+            "process worked out last (0 to 1); 0 while there is no helper (off, starting, or lost "
+            "and not yet started again) or the batches are too small to share", registry=r)
         self.loop_lag = Histogram(
             "podlink_event_loop_lag_seconds", "How much later than asked a sleep of the worker's "
             "loop-lag monitor (every 10 ms) ended: how long something else held the event loop",

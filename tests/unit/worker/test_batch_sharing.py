@@ -83,6 +83,10 @@ async def _shared(helper: Callable[[GroupWork], WorkHelper] = WorkHelper,
     return run.result(), used
 
 
+def _share_shown(sharing: BatchSharing) -> float:
+    return sharing._handler.metrics.work_helper_share._value.get()
+
+
 async def _until(done: Callable[[], bool], seconds: float = 60.0) -> None:
     for _ in range(int(seconds / 0.05)):
         if done():
@@ -99,9 +103,13 @@ def test_a_batch_shared_with_the_helper_sends_and_stores_what_the_worker_alone_d
             answered.append(self.busy_seconds)
             await super().stop()
 
-    shared, _ = asyncio.run(_shared(helper=Counted))
+    shown: list[float] = []
+    shared, _ = asyncio.run(_shared(helper=Counted, on_pause=lambda sharing: shown.append(_share_shown(sharing))))
     assert answered and all(seconds > 0 for seconds in answered)  # the helper did work out a share
     assert shared == _alone()
+    # What operators see of it: the last batch's share, half at first, moving by 1/64 a batch.
+    batches = len(records()) // BATCH + 1
+    assert shown[0] == 0 and abs(max(shown) - 0.5) <= batches / SHARE_SCALE
 
 
 def _signal_the_first_helper(signalled: list[int], sig: signal.Signals) -> Callable[[BatchSharing], None]:
@@ -120,6 +128,7 @@ def test_a_helper_killed_mid_batch_loses_nothing_and_duplicates_nothing():
     assert killed
     assert shared == _alone()
     assert used[0]._helper is None  # given up, to be started again RESTART_SECONDS later
+    assert _share_shown(used[0]) == 0
 
 
 def test_a_helper_that_stops_answering_is_given_up_and_its_share_worked_out_here():
