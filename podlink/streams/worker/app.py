@@ -11,7 +11,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, NoReturn
@@ -368,9 +368,9 @@ class Worker:
                     partition=tp.partition, first=offsets.start, last=offsets.stop - 1, records=len(found))
         return found
 
-    async def _send_alert(self, key: bytes, value: bytes, headers: Headers) -> Awaitable[Sent]:
-        return await self.app.producer.send(ALERTS_TOPIC, key, value, partition=None,
-                                            timestamp=None, headers=headers)
+    async def _send_alert(self, key: bytes, value: bytes, headers: Headers) -> Sent:
+        return await self.app.producer.send_and_wait(ALERTS_TOPIC, key, value, partition=None,
+                                                     timestamp=None, headers=headers)
 
     # -- recovery: how much changelog a rebalance or restart had to read -----------------------
 

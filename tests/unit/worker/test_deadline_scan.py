@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -84,39 +84,18 @@ class FakeLedger:
 
 @dataclass
 class FakeProducer:
-    """Takes alerts at once and delivers them in the background, as aiokafka's producer does."""
-
-    sent: list[tuple[bytes, dict]] = field(default_factory=list)  # what the broker has, in order
+    sent: list[tuple[bytes, dict]] = field(default_factory=list)
     headers: list[dict[str, bytes]] = field(default_factory=list)  # of each record sent
     fails: bool = False
-    refused: set[bytes] = field(default_factory=set)  # keys whose alerts the broker refuses
-    not_taken: set[bytes] = field(default_factory=set)  # keys whose alerts the producer cannot take
-    steps: list[tuple[str, bytes]] = field(default_factory=list)  # ("handed" | "delivered", key)
-    while_delivering: Callable[[], None] = lambda: None
+    while_sending: Callable[[], None] = lambda: None  # records handled while an alert is sent
 
-    async def send(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Awaitable[Placed]:
-        if key in self.not_taken:
-            raise BufferError("producer closed")
-        self.steps.append(("handed", key))
-
-        async def delivery() -> Placed:
-            self.steps.append(("delivered", key))
-            self.while_delivering()
-            if self.fails or key in self.refused:
-                raise ConnectionError("broker gone")
-            self.sent.append((key, json.loads(value)))
-            self.headers.append(dict(headers))
-            return Placed(partition=3, offset=100 + len(self.sent))  # where a broker would put it
-
-        return asyncio.ensure_future(delivery())
-
-    def most_on_their_way(self) -> int:
-        """The most alerts handed over and not yet delivered at any one time."""
-        on_their_way = most = 0
-        for step, _ in self.steps:
-            on_their_way += 1 if step == "handed" else -1
-            most = max(most, on_their_way)
-        return most
+    async def send_and_wait(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Placed:
+        self.while_sending()
+        if self.fails:
+            raise ConnectionError("broker gone")
+        self.sent.append((key, json.loads(value)))
+        self.headers.append(dict(headers))
+        return Placed(partition=3, offset=100 + len(self.sent))  # where a broker would put it
 
 
 @dataclass(frozen=True)
@@ -139,7 +118,7 @@ class Harness:
         self.metrics = Metrics()
         self.ready = True
         self.scan = DeadlineScan(
-            entries=self, index=self.index, consumer=self.consumer, send_alert=self.producer.send,
+            entries=self, index=self.index, consumer=self.consumer, send_alert=self.producer.send_and_wait,
             send_outcome=lambda key, value, headers: self.outcomes.append(json.loads(value)),
             ledger=self.ledger, catch_up=self.catch_up, metrics=self.metrics, clock=lambda: NOW,
             is_ready=lambda: self.ready, ledger_timeout=1.0)
@@ -357,64 +336,17 @@ def test_a_closed_referral_waits_for_its_partition_to_be_read_before_it_is_forgo
     assert "REF-2" in h.ledger.forgotten
 
 
-def _due(h: Harness, n: int) -> list[bytes]:
-    """n referrals past their first-meeting deadline on partition 0, read to its end."""
+def test_a_deadline_a_record_adds_while_an_alert_is_sent_is_alerted_on(h):
     h.read_to(SPA_TOPIC, 10)
     h.read_to(CARE_TOPIC, 10)
-    keys = [f"REF-{i}".encode() for i in range(1, n + 1)]
-    for key in keys:
-        h.store(key, stored(key.decode()))
-    return keys
-
-
-def test_alerts_of_several_referrals_are_on_their_way_together(h):
-    # Waiting for each alert's round trip held the worker's other output behind it.
-    keys = _due(h, 5)
-    assert sorted(key for key, _ in h.run()) == sorted(keys)
-    handed = [key for step, key in h.producer.steps if step == "handed"]
-    assert h.producer.steps[:5] == [("handed", key) for key in handed] and sorted(handed) == sorted(keys)
-
-
-def test_at_most_a_hundred_referrals_alerts_are_on_their_way_at_once(h):
-    _due(h, 250)
-    assert len(h.run()) == 250 and h.scans() == 1
-    assert h.producer.most_on_their_way() == 100
-    assert len(h.ledger.ids) == 250 and len(h.outcomes) == 250
-
-
-def test_an_alert_the_broker_refuses_is_raised_by_the_next_scan_and_the_others_are_not_raised_again(h):
-    _due(h, 3)
-    h.producer.refused = {b"REF-2"}
-    assert sorted(key for key, _ in h.run()) == [b"REF-1", b"REF-3"]
-    assert h.ledger.ids == {breach_id("REF-1"), breach_id("REF-3")} and h.scans() == 0
-    assert sorted(o["subject"] for o in h.outcomes) == ["REF-1", "REF-3"]  # missed: only what was raised
-    h.producer.refused = set()
-    h.producer.sent.clear()
-    assert [key for key, _ in h.run()] == [b"REF-2"] and h.scans() == 1
-    h.producer.sent.clear()
-    assert h.run() == []
-
-
-def test_a_deadline_a_record_adds_while_alerts_are_on_their_way_is_alerted_on(h):
-    _due(h, 1)
     review = deadline("REF-1", policy="cpa-review", cycle=1)  # as overdue as the first meeting
     both = stored("REF-1", deadlines=(deadline("REF-1"), review))
 
     def record_handled() -> None:
-        h.producer.while_delivering = lambda: None
+        h.producer.while_sending = lambda: None
         h.store(b"REF-1", both)
 
-    h.producer.while_delivering = record_handled
+    h.producer.while_sending = record_handled
     assert [(a["data"]["policy"], a["type"]) for _, a in h.run()] == [("first-meeting", BREACHED)]
     h.producer.sent.clear()
     assert [(a["data"]["policy"], a["type"]) for _, a in h.run()] == [("cpa-review", BREACHED)]
-
-
-def test_alerts_already_on_their_way_when_the_producer_fails_are_recorded_as_raised(h):
-    _due(h, 3)
-    h.producer.not_taken = {b"REF-3"}
-    assert sorted(key for key, _ in h.run()) == [b"REF-1", b"REF-2"]  # delivered all the same
-    assert h.ledger.ids == {breach_id("REF-1"), breach_id("REF-2")} and h.scans() == 0
-    h.producer.not_taken = set()
-    h.producer.sent.clear()
-    assert [key for key, _ in h.run()] == [b"REF-3"]  # no second page for the other two
